@@ -1,0 +1,3 @@
+"""Catalog consumes no events: it is the source of products and prices."""
+
+SUBSCRIPTIONS: dict = {}

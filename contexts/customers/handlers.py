@@ -1,0 +1,3 @@
+"""Customers consumes no events: it is the source of identity."""
+
+SUBSCRIPTIONS: dict = {}

@@ -1,0 +1,25 @@
+"""Events inventory reacts to. Each handler runs inside the consumer's transaction (with the
+inbox row), so it only maps the event to one service call."""
+
+from __future__ import annotations
+
+import uuid
+
+import contracts.catalog as catalog
+import contracts.orders as orders
+from contexts.inventory import services
+from orderflow.messaging.consumer import Event
+
+
+def on_product_added(event: Event) -> None:
+    services.stock_item_ensure(sku=event.data["sku"])
+
+
+def on_order_placed(event: Event) -> None:
+    services.order_reserve(order_id=uuid.UUID(event.data["order_id"]), lines=event.data["lines"])
+
+
+SUBSCRIPTIONS = {
+    catalog.ProductAdded: on_product_added,
+    orders.OrderPlaced: on_order_placed,
+}

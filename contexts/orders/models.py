@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from contexts.orders.domain import Order as OrderAggregate
+from contexts.orders.domain import OrderLine as DomainLine
+from contexts.orders.domain import OrderStatus, PaymentStatus, PriceQuote, StockStatus
+from orderflow.domain import Money
+from orderflow.messaging.models import InboxEventBase, OutboxEventBase, inbox_constraints, outbox_indexes
+
+
+def _choices(enum) -> list[tuple[str, str]]:
+    return [(m.value, m.value) for m in enum]
+
+
+class ProductPrice(models.Model):
+    """Orders' replica of the catalog's prices (from Product* events): the only price source."""
+
+    sku = models.CharField(primary_key=True, max_length=64)
+    price_amount = models.DecimalField(max_digits=12, decimal_places=2)
+    price_currency = models.CharField(max_length=3)
+    active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.sku} {self.price_amount} {self.price_currency}"
+
+    def to_quote(self) -> PriceQuote:
+        return PriceQuote(self.sku, Money(self.price_amount, self.price_currency), self.active)
+
+
+class CustomerStatus(models.Model):
+    """Orders' replica of customer accounts (from Customer* events)."""
+
+    customer_id = models.UUIDField(primary_key=True)
+    active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {'active' if self.active else 'deactivated'}"
+
+
+class Order(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer_id = models.UUIDField(db_index=True)
+    status = models.CharField(max_length=16, choices=_choices(OrderStatus), default=OrderStatus.PENDING)
+    stock_status = models.CharField(max_length=16, choices=_choices(StockStatus), default=StockStatus.PENDING)
+    payment_status = models.CharField(max_length=16, choices=_choices(PaymentStatus), default=PaymentStatus.PENDING)
+    cancellation_reason = models.CharField(max_length=200, blank=True, default="")
+    total_amount = models.DecimalField(max_digits=14, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="orders_status_created")]
+
+    def __str__(self) -> str:
+        return f"order {self.id} {self.status}"
+
+    @property
+    def total(self) -> Money:
+        return Money(self.total_amount, self.currency)
+
+    def to_domain(self) -> OrderAggregate:
+        lines = tuple(
+            DomainLine(line.sku, line.quantity, Money(line.unit_price_amount, self.currency))
+            for line in self.lines.all()
+        )
+        return OrderAggregate(
+            id=self.id,
+            customer_id=self.customer_id,
+            lines=lines,
+            total=self.total,
+            status=OrderStatus(self.status),
+            stock_status=StockStatus(self.stock_status),
+            payment_status=PaymentStatus(self.payment_status),
+            cancellation_reason=self.cancellation_reason,
+        )
+
+    def update_from_domain(self, order: OrderAggregate) -> None:
+        self.status, self.stock_status, self.payment_status = order.status, order.stock_status, order.payment_status
+        self.cancellation_reason = order.cancellation_reason
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, related_name="lines", on_delete=models.CASCADE)
+    position = models.PositiveSmallIntegerField()
+    sku = models.CharField(max_length=64)
+    quantity = models.PositiveIntegerField()
+    unit_price_amount = models.DecimalField(max_digits=12, decimal_places=2)
+
+    class Meta:
+        ordering = ["order", "position"]
+        constraints = [models.UniqueConstraint(fields=["order", "position"], name="orders_line_position")]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.sku}"
+
+
+class TimelineEntry(models.Model):
+    """Every event of an order's saga, from every context, as orders saw it."""
+
+    order_id = models.UUIDField(db_index=True)
+    event_id = models.CharField(max_length=100)
+    type = models.CharField(max_length=200)
+    source = models.CharField(max_length=100)
+    occurred_at = models.DateTimeField()
+    data = models.JSONField(default=dict)
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["order_id", "occurred_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["order_id", "event_id", "type"], name="orders_timeline_once")]
+
+    def __str__(self) -> str:
+        return f"{self.order_id} {self.type}"
+
+
+class IdempotencyKey(models.Model):
+    """`Idempotency-Key` of POST /api/orders/: the same key and body return the same order."""
+
+    customer_id = models.UUIDField()
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["customer_id", "key"], name="orders_idempotency_once")]
+
+    def __str__(self) -> str:
+        return f"{self.key} -> {self.order_id}"
+
+
+class OutboxEvent(OutboxEventBase):
+    class Meta(OutboxEventBase.Meta):
+        indexes = outbox_indexes("orders")
+
+
+class InboxEvent(InboxEventBase):
+    class Meta(InboxEventBase.Meta):
+        constraints = inbox_constraints("orders")

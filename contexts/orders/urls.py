@@ -1,0 +1,9 @@
+from django.urls import path
+
+from contexts.orders import api
+
+urlpatterns = [
+    path("api/orders/", api.OrderListApi.as_view(), name="order-list"),
+    path("api/orders/<uuid:order_id>/", api.OrderDetailApi.as_view(), name="order-detail"),
+    path("api/orders/<uuid:order_id>/timeline/", api.OrderTimelineApi.as_view(), name="order-timeline"),
+]

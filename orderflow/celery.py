@@ -1,0 +1,35 @@
+"""The Celery app. Beat runs each hosted context's relay every second (the safety net behind the
+commit-hook kick) and the retention purges hourly."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+from orderflow.contexts_registry import context_queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orderflow.settings.dev")
+
+app = Celery("orderflow")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks(["orderflow.messaging"])
+
+
+@app.on_after_finalize.connect
+def schedule_periodic_tasks(sender: Celery, **_kwargs) -> None:
+    from django.conf import settings
+
+    for context in settings.ORDERFLOW_CONTEXTS:
+        queue = context_queue(context)
+        sender.add_periodic_task(
+            1.0,
+            sender.signature("orderflow.relay_outbox", args=[context], queue=queue),
+            name=f"relay {context} outbox",
+            expires=5,
+        )
+        sender.add_periodic_task(
+            3600.0,
+            sender.signature("orderflow.purge_messaging", args=[context], queue=queue),
+            name=f"purge {context} outbox and inbox",
+        )

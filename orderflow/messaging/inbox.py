@@ -1,0 +1,30 @@
+"""The inbox: remember which events a consumer applied, in the same transaction as the effect."""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.db import connections
+
+
+def inbox_model(context: str):
+    return apps.get_model(context, "InboxEvent")
+
+
+def claim(*, context: str, consumer: str, event_id: str, type_: str, topic: str, partition: int, offset: int) -> bool:
+    """Insert the inbox row first; False if this consumer already applied the event.
+
+    Runs inside the handler's transaction: if the handler fails, the claim rolls back with it.
+    """
+    table = connections[context].ops.quote_name(inbox_model(context)._meta.db_table)
+    with connections[context].cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO {table} (consumer, event_id, type, topic, partition, "offset", processed_at) '
+            "VALUES (%s, %s, %s, %s, %s, %s, now()) ON CONFLICT (consumer, event_id) DO NOTHING RETURNING 1",
+            [consumer, event_id, type_, topic, partition, offset],
+        )
+        return cursor.fetchone() is not None
+
+
+def purge_inbox(*, context: str, older_than) -> int:
+    deleted, _ = inbox_model(context).objects.using(context).filter(processed_at__lt=older_than).delete()
+    return deleted

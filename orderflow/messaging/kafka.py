@@ -1,0 +1,67 @@
+"""librdkafka configuration and topic names, from settings."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from confluent_kafka import Producer
+from django.conf import settings
+
+
+def topic_name(stream: str) -> str:
+    """`catalog.product` → `orderflow.catalog.product` (namespace from settings)."""
+    return f"{settings.KAFKA_TOPIC_NAMESPACE}.{stream}"
+
+
+def dlq_topic(context: str) -> str:
+    return topic_name(f"{context}.dlq")
+
+
+def base_config() -> dict:
+    return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, **settings.KAFKA_EXTRA_CONFIG}
+
+
+def producer_config(**overrides) -> dict:
+    return {
+        **base_config(),
+        # Idempotent producer: retries cannot duplicate or reorder within a partition.
+        "enable.idempotence": True,
+        "acks": "all",
+        "linger.ms": 5,
+        "batch.num.messages": 10000,
+        "compression.type": "lz4",
+        "message.timeout.ms": 30000,
+        **overrides,
+    }
+
+
+def consumer_config(group_id: str, **overrides) -> dict:
+    return {
+        **base_config(),
+        "group.id": group_id,
+        "auto.offset.reset": "earliest",
+        # Offsets are stored only after the database commit and auto-committed from the store.
+        "enable.auto.commit": True,
+        "enable.auto.offset.store": False,
+        "auto.commit.interval.ms": 1000,
+        "session.timeout.ms": settings.KAFKA_CONSUMER_SESSION_TIMEOUT_MS,
+        "heartbeat.interval.ms": settings.KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS,
+        "partition.assignment.strategy": "cooperative-sticky",
+        **overrides,
+    }
+
+
+_producer: Producer | None = None
+_producer_pid: int | None = None
+_lock = threading.Lock()
+
+
+def shared_producer() -> Producer:
+    """One idempotent producer per process (re-created after fork: librdkafka is not fork-safe)."""
+    global _producer, _producer_pid
+    with _lock:
+        if _producer is None or _producer_pid != os.getpid():
+            _producer = Producer(producer_config())
+            _producer_pid = os.getpid()
+        return _producer

@@ -1,0 +1,34 @@
+"""`python manage.py consume <context>`: run the context's Kafka consumer group until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import signal
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from orderflow.messaging.consumer import ContextConsumer
+
+
+class Command(BaseCommand):
+    help = "Consume the events a bounded context subscribes to (inbox-deduplicated)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("context", help="bounded context, e.g. inventory")
+        parser.add_argument("--group", help="consumer group id (default orderflow.<context>)")
+
+    def handle(self, *args, context: str, group: str | None, **options):
+        if context not in settings.ORDERFLOW_CONTEXTS:
+            raise CommandError(
+                f"context {context!r} is not hosted by this process (ORDERFLOW_CONTEXTS: "
+                f"{', '.join(settings.ORDERFLOW_CONTEXTS)})"
+            )
+        consumer = ContextConsumer(context, group_id=group)
+
+        def stop(signum, _frame):
+            self.stderr.write(f"{signal.Signals(signum).name}: draining and leaving the group")
+            consumer.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        consumer.run()

@@ -1,0 +1,72 @@
+"""Abstract outbox and inbox tables; every context subclasses them in its own models module.
+
+The outbox keeps Debezium's outbox-event-router columns (`id`, `aggregatetype`, `aggregateid`,
+`type`, `payload`), so CDC can replace the polling relay without code changes (see
+docs/messaging.md for the connector settings). `position` orders rows for the relay; it is never
+used as a high-water mark (ids are allocated before commit, so a late commit would be skipped).
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class OutboxEventBase(models.Model):
+    position = models.BigAutoField(primary_key=True)
+    # The CloudEvents id; the column is named `id` for Debezium.
+    event_id = models.UUIDField(unique=True, db_column="id", editable=False)
+    aggregatetype = models.CharField(max_length=64)
+    aggregateid = models.CharField(max_length=128)
+    type = models.CharField(max_length=200, help_text="CloudEvents type, e.g. orderflow.orders.OrderPlaced.v1")
+    payload = models.JSONField()
+    topic = models.CharField(max_length=200)
+    # traceparent, correlation_id, causation_id: become Kafka headers.
+    headers = models.JSONField(default=dict, blank=True)
+    occurred_at = models.DateTimeField()
+    published_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        abstract = True
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.aggregateid} ({self.event_id})"
+
+    @property
+    def is_published(self) -> bool:
+        return self.published_at is not None
+
+
+def outbox_indexes(prefix: str) -> list[models.Index]:
+    """The relay reads unpublished rows in position order; the purge finds old published ones."""
+    return [
+        models.Index(
+            fields=["position"], name=f"{prefix}_outbox_pending", condition=models.Q(published_at__isnull=True)
+        ),
+        models.Index(fields=["published_at"], name=f"{prefix}_outbox_published"),
+        models.Index(fields=["aggregatetype", "aggregateid"], name=f"{prefix}_outbox_aggregate"),
+    ]
+
+
+class InboxEventBase(models.Model):
+    """One row per (consumer, event id) applied: inserted first, in the handler's transaction."""
+
+    consumer = models.CharField(max_length=100)
+    event_id = models.CharField(max_length=100)
+    type = models.CharField(max_length=200)
+    topic = models.CharField(max_length=200)
+    partition = models.IntegerField()
+    offset = models.BigIntegerField()
+    processed_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.consumer}: {self.type} {self.event_id}"
+
+
+def inbox_constraints(prefix: str) -> list[models.UniqueConstraint]:
+    return [models.UniqueConstraint(fields=["consumer", "event_id"], name=f"{prefix}_inbox_once")]

@@ -1,0 +1,60 @@
+"""Write integration events to the producing context's outbox, inside the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.apps import apps
+from django.db import transaction
+from django.utils import timezone
+
+from contracts import EventType
+from orderflow import tracing
+from orderflow.messaging.kafka import topic_name
+
+
+def outbox_model(context: str):
+    return apps.get_model(context, "OutboxEvent")
+
+
+def record(*, event_type: EventType, aggregate_id: str, data: dict[str, Any]) -> uuid.UUID:
+    """Validate `data` against its contract and add it to the context's outbox.
+
+    Must run inside `transaction.atomic(using=<context>)` with the aggregate change: the event
+    exists if and only if the change commits. After commit the relay is kicked at once.
+    """
+    context = event_type.context
+    connection = transaction.get_connection(context)
+    if not connection.in_atomic_block:
+        raise RuntimeError(f"outbox.record for {event_type.type} outside a transaction on '{context}'")
+    event_type.validate(data)
+    trace = tracing.current().child()
+    event_id = uuid.uuid4()
+    outbox_model(context).objects.using(context).create(
+        event_id=event_id,
+        aggregatetype=event_type.aggregate,
+        aggregateid=str(aggregate_id),
+        type=event_type.type,
+        payload=data,
+        topic=topic_name(event_type.stream),
+        headers={
+            k: v
+            for k, v in (
+                ("traceparent", trace.traceparent),
+                ("correlation_id", trace.correlation_id),
+                ("causation_id", trace.causation_id),
+            )
+            if v
+        },
+        occurred_at=timezone.now(),
+    )
+    transaction.on_commit(lambda: kick_relay(context), using=context)
+    return event_id
+
+
+def kick_relay(context: str) -> None:
+    """Ask a worker to relay now; beat's one-second run remains the safety net if this is lost."""
+    from orderflow.messaging.tasks import kick
+
+    kick(context)

@@ -1,0 +1,166 @@
+"""The polling outbox relay: drain a context's outbox to Kafka in position order.
+
+One active relay per context: every batch runs in a transaction that holds the context's
+transaction-level advisory lock, so a second relay (another worker, beat and a kick at once)
+simply finds nothing to do. A batch is produced, flushed and acknowledged before its rows are
+marked published in the same transaction; a crash in between republishes the batch, which the
+consumers' inbox makes harmless (at-least-once delivery, exactly-once effect).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import zlib
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, Producer
+from django.db import connections, transaction
+from django.utils import timezone
+
+from orderflow.faults import crash_point
+from orderflow.messaging.envelope import SPECVERSION
+from orderflow.messaging.outbox import outbox_model
+
+log = logging.getLogger(__name__)
+
+
+def relay_lock_key(context: str) -> int:
+    # A stable signed 64-bit key per context for pg advisory locks.
+    return zlib.crc32(f"orderflow.relay.{context}".encode())
+
+
+@dataclass
+class RelayResult:
+    published: int = 0
+    failed: int = 0
+    batches: int = 0
+    locked_out: bool = False
+
+
+_SELECT = """
+    SELECT position, id, aggregateid, type, payload::text, topic, headers::text, occurred_at
+    FROM {table}
+    WHERE published_at IS NULL
+    ORDER BY position
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+"""
+
+
+def _headers(context: str, event_id, ce_type: str, subject: str, occurred_at, extra: dict) -> list[tuple[str, bytes]]:
+    headers = [
+        ("ce_specversion", SPECVERSION),
+        ("ce_id", str(event_id)),
+        ("ce_type", ce_type),
+        ("ce_source", f"/orderflow/{context}"),
+        ("ce_subject", subject),
+        ("ce_time", occurred_at.isoformat()),
+        ("content-type", "application/json"),
+    ]
+    headers.extend((k, str(v)) for k, v in extra.items())
+    return [(k, v.encode()) for k, v in headers]
+
+
+def relay_batch(*, context: str, producer: Producer, batch_size: int, flush_timeout: float = 30.0) -> RelayResult:
+    """Publish one batch. Returns counts; `locked_out` if another relay holds the context."""
+    table = connections[context].ops.quote_name(outbox_model(context)._meta.db_table)
+    result = RelayResult(batches=1)
+    with transaction.atomic(using=context), connections[context].cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [relay_lock_key(context)])
+        if not cursor.fetchone()[0]:
+            result.locked_out = True
+            return result
+        cursor.execute(_SELECT.format(table=table), [batch_size])
+        rows = cursor.fetchall()
+        if not rows:
+            return result
+
+        errors: dict[int, str] = {}
+
+        def delivered(position: int):
+            def callback(err, _msg):
+                if err is not None:
+                    errors[position] = f"{err.name()}: {err.str()}"
+
+            return callback
+
+        for position, event_id, aggregate_id, ce_type, payload, topic, headers, occurred_at in rows:
+            while True:
+                try:
+                    producer.produce(
+                        topic,
+                        key=aggregate_id.encode(),
+                        value=payload.encode(),
+                        headers=_headers(
+                            context, event_id, ce_type, aggregate_id, occurred_at, json.loads(headers or "{}")
+                        ),
+                        on_delivery=delivered(position),
+                    )
+                    break
+                except BufferError:
+                    producer.poll(0.05)  # local queue full: let deliveries drain
+        remaining = producer.flush(flush_timeout)
+        if remaining:
+            for position, *_ in rows:
+                errors.setdefault(position, f"{KafkaError._MSG_TIMED_OUT}: not acknowledged within {flush_timeout}s")
+        crash_point("relay_after_ack")
+
+        # Keep per-aggregate order: after an aggregate's first failed event, none of its later
+        # events in this batch count as published (they are sent again after the failed one).
+        blocked: set[str] = set()
+        done: list[int] = []
+        for position, _id, aggregate_id, *_ in rows:
+            if position in errors or aggregate_id in blocked:
+                blocked.add(aggregate_id)
+            else:
+                done.append(position)
+        now = timezone.now()
+        if done:
+            cursor.execute(f"UPDATE {table} SET published_at = %s WHERE position = ANY(%s)", [now, done])
+        for position, message in errors.items():
+            cursor.execute(
+                f"UPDATE {table} SET attempts = attempts + 1, last_error = %s WHERE position = %s", [message, position]
+            )
+        result.published = len(done)
+        result.failed = len(errors)
+        if errors:
+            log.warning(
+                "relay %s: %d event(s) not acknowledged, first: %s", context, len(errors), next(iter(errors.values()))
+            )
+    return result
+
+
+def relay_outbox(*, context: str, producer: Producer, batch_size: int = 1000, max_seconds: float = 5.0) -> RelayResult:
+    """Drain until empty, locked out, a failure, or `max_seconds` (beat or a kick runs it again)."""
+    total = RelayResult(batches=0)
+    deadline = time.monotonic() + max_seconds
+    while True:
+        batch = relay_batch(context=context, producer=producer, batch_size=batch_size)
+        total.batches += 1
+        total.published += batch.published
+        total.failed += batch.failed
+        total.locked_out = batch.locked_out
+        if batch.locked_out or batch.failed or batch.published < batch_size or time.monotonic() >= deadline:
+            return total
+
+
+def purge_published(*, context: str, older_than) -> int:
+    """Delete rows published before `older_than`; unpublished rows are never purged."""
+    deleted, _ = (
+        outbox_model(context)
+        .objects.using(context)
+        .filter(published_at__isnull=False, published_at__lt=older_than)
+        .delete()
+    )
+    return deleted
+
+
+def republish_retained(*, context: str) -> int:
+    """Mark every retained row unpublished so the relay sends it again, in position order.
+
+    For a fresh broker (the embedded, memory-only one after a restart, or a new cluster after a
+    disaster): consumers' inboxes drop what they already applied.
+    """
+    return outbox_model(context).objects.using(context).filter(published_at__isnull=False).update(published_at=None)

@@ -1,0 +1,77 @@
+"""Celery entry points of the backbone: thin wrappers around relay and purge."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from orderflow.contexts_registry import context_queue
+from orderflow.messaging import relay
+from orderflow.messaging.kafka import shared_producer
+
+log = logging.getLogger(__name__)
+
+_redis: redis.Redis | None = None
+
+
+def _kick_key(context: str) -> str:
+    return f"orderflow:relay-kick:{settings.KAFKA_TOPIC_NAMESPACE}:{context}"
+
+
+def _redis_client() -> redis.Redis:
+    global _redis
+    if _redis is None:
+        _redis = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2)
+    return _redis
+
+
+def kick(context: str) -> None:
+    """Enqueue one relay run unless one is already queued and not yet started.
+
+    The queued run clears the flag before it reads the outbox, so a commit that lands after the
+    flag was cleared enqueues a new run and is never left waiting for beat.
+    """
+    try:
+        if _redis_client().set(_kick_key(context), "1", nx=True, ex=10):
+            relay_outbox.apply_async(args=[context], expires=10, queue=context_queue(context))
+    except Exception:  # The row is committed; beat publishes it within a second anyway.
+        log.warning("could not kick the %s relay; beat will pick the event up", context, exc_info=True)
+
+
+@shared_task(name="orderflow.relay_outbox", ignore_result=True)
+def relay_outbox(context: str) -> int:
+    try:
+        _redis_client().delete(_kick_key(context))
+    except redis.RedisError:
+        pass
+    result = relay.relay_outbox(
+        context=context,
+        producer=shared_producer(),
+        batch_size=settings.OUTBOX_RELAY_BATCH_SIZE,
+        max_seconds=settings.OUTBOX_RELAY_MAX_SECONDS,
+    )
+    if result.published or result.failed:
+        log.info(
+            "relay %s: published %d, failed %d in %d batch(es)",
+            context,
+            result.published,
+            result.failed,
+            result.batches,
+        )
+    return result.published
+
+
+@shared_task(name="orderflow.purge_messaging", ignore_result=True)
+def purge_messaging(context: str) -> dict[str, int]:
+    from orderflow.messaging.inbox import purge_inbox
+
+    now = timezone.now()
+    outbox = relay.purge_published(context=context, older_than=now - settings.OUTBOX_RETENTION)
+    inbox = purge_inbox(context=context, older_than=now - settings.INBOX_RETENTION)
+    if outbox or inbox:
+        log.info("purged %s: %d outbox row(s), %d inbox row(s)", context, outbox, inbox)
+    return {"outbox": outbox, "inbox": inbox}

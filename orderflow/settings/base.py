@@ -1,0 +1,203 @@
+"""Settings shared by every environment. Values come from the environment (django-environ).
+
+Split: base (this), dev (the embedded stack), test (pytest), production (containers).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+from orderflow.contexts_registry import context_queue, parse_hosted
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+env = environ.Env()
+
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+
+# --- Which bounded contexts this process hosts -------------------------------------------------
+# The modular monolith hosts all six; a service hosts one (or a few). Only hosted contexts are
+# installed, routed, migrated, consumed and scheduled here.
+ORDERFLOW_CONTEXTS: tuple[str, ...] = parse_hosted(env("ORDERFLOW_CONTEXTS", default="all"))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "orderflow.messaging",
+    *[f"contexts.{name}" for name in ORDERFLOW_CONTEXTS],
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Gives every request a trace context so the events it causes carry traceparent/correlation.
+    "orderflow.tracing.TraceMiddleware",
+]
+
+ROOT_URLCONF = "orderflow.urls"
+WSGI_APPLICATION = "orderflow.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# --- Databases: `default` plus one alias per hosted context -------------------------------------
+# `default` holds Django's own tables (admin users, sessions, content types). Each context's
+# tables, including its outbox and inbox, live in the database of the same name (see
+# orderflow.routers). <CONTEXT>_DATABASE_URL names it; without one, the context gets a database
+# named `<default name>_<context>` on the default server.
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/orderflow")}
+
+
+def _context_database(name: str) -> dict:
+    key = f"{name.upper()}_DATABASE_URL"
+    if key in env.ENVIRON:
+        return env.db(key)
+    derived = dict(DATABASES["default"])
+    derived["NAME"] = f"{DATABASES['default']['NAME']}_{name}"
+    return derived
+
+
+for _name in ORDERFLOW_CONTEXTS:
+    DATABASES[_name] = _context_database(_name)
+for _db in DATABASES.values():
+    # Short-lived web requests reuse connections; health checks catch dead ones before use.
+    _db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    _db["CONN_HEALTH_CHECKS"] = True
+    _db.setdefault("TEST", {})
+    _db["TEST"].setdefault("NAME", f"test_{_db['NAME']}")
+
+DATABASE_ROUTERS = ["orderflow.routers.ContextRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: Celery broker, cache, throttling -----------------------------------------------------
+REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+# --- Kafka ----------------------------------------------------------------------------------------
+KAFKA_BOOTSTRAP_SERVERS = env("KAFKA_BOOTSTRAP_SERVERS", default="127.0.0.1:9092")
+# Topic names are `<namespace>.<context>.<aggregate>`; tests give each run its own namespace.
+KAFKA_TOPIC_NAMESPACE = env("KAFKA_TOPIC_NAMESPACE", default="orderflow")
+KAFKA_TOPIC_PARTITIONS = env.int("KAFKA_TOPIC_PARTITIONS", default=6)
+KAFKA_TOPIC_REPLICATION_FACTOR = env.int("KAFKA_TOPIC_REPLICATION_FACTOR", default=1)
+# librdkafka's defaults (45 s session) make group joins slow; environments may tighten these.
+KAFKA_CONSUMER_SESSION_TIMEOUT_MS = env.int("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", default=45000)
+KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS", default=3000)
+# Extra librdkafka options, e.g. security settings in production: KAFKA_EXTRA_CONFIG=k=v,k=v
+KAFKA_EXTRA_CONFIG = env.dict("KAFKA_EXTRA_CONFIG", default={})
+
+# --- Outbox relay and consumers --------------------------------------------------------------------
+OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=1000)
+# One relay run drains for at most this long, so a busy context cannot starve the worker.
+OUTBOX_RELAY_MAX_SECONDS = env.float("OUTBOX_RELAY_MAX_SECONDS", default=5.0)
+# Published rows are kept this long: a fresh broker (or a new cluster after a disaster) can be
+# refilled from them. The inbox must remember event ids at least as long.
+OUTBOX_RETENTION = timedelta(hours=env.float("OUTBOX_RETENTION_HOURS", default=24 * 7))
+INBOX_RETENTION = timedelta(hours=env.float("INBOX_RETENTION_HOURS", default=24 * 14))
+
+# --- Celery ------------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE_FILENAME = env(
+    "CELERY_BEAT_SCHEDULE_FILENAME", default=str(BASE_DIR / "var" / "celerybeat-schedule")
+)
+# One queue per hosted context; a worker started without -Q consumes exactly these.
+CELERY_TASK_QUEUES = {
+    context_queue(c): {"exchange": context_queue(c), "routing_key": context_queue(c)} for c in ORDERFLOW_CONTEXTS
+}
+CELERY_TASK_DEFAULT_QUEUE = context_queue(ORDERFLOW_CONTEXTS[0])
+
+# --- API -----------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Stateless: any context verifies the customers context's tokens without its database.
+        "orderflow.auth.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "orderflow.problems.problem_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("JWT_ACCESS_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("JWT_REFRESH_DAYS", default=7)),
+    "SIGNING_KEY": env("JWT_SIGNING_KEY", default=SECRET_KEY) or SECRET_KEY,
+    "ALGORITHM": "HS256",
+    "USER_ID_CLAIM": "user_id",
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "UPDATE_LAST_LOGIN": False,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OrderFlow API",
+    "DESCRIPTION": "Event-driven order management: catalog, orders, stock, payments, notifications.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Static files, i18n ------------------------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Logging: one line per record, to stderr, so the dev stack can prefix it per process -----------------
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

@@ -1,0 +1,22 @@
+"""The commands of every OrderFlow process kind, in one place.
+
+The dev stack runs exactly these, and docker-compose.yml / the k8s manifests must use the same
+(a test keeps them equal), so what runs locally is what runs in production.
+"""
+
+from __future__ import annotations
+
+from orderflow.contexts_registry import ALL_CONTEXTS
+
+WEB = ["gunicorn", "orderflow.wsgi:application", "--config", "deploy/gunicorn.conf.py"]
+WORKER = ["celery", "--app", "orderflow", "worker", "--loglevel", "INFO"]
+BEAT = ["celery", "--app", "orderflow", "beat", "--loglevel", "INFO"]
+# One-shot steps before the long-running processes start.
+MIGRATE = ["python", "manage.py", "migrate_contexts"]
+CREATE_TOPICS = ["python", "manage.py", "create_topics"]
+
+
+def consumer(context: str) -> list[str]:
+    if context not in ALL_CONTEXTS:
+        raise ValueError(f"unknown context {context!r}")
+    return ["python", "manage.py", "consume", context]

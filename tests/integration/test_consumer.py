@@ -1,0 +1,142 @@
+"""The inbox consumer on the real broker: duplicates, crashes between commit and offset, poison."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from contexts.inventory.models import InboxEvent, OutboxEvent, Reservation, StockItem
+from orderflow.messaging.consumer import ContextConsumer
+from orderflow.messaging.envelope import Envelope
+from orderflow.messaging.kafka import dlq_topic, topic_name
+from tests.fixtures.kafka import produce, read_topic
+from tests.fixtures.processes import manage
+
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+
+
+def order_placed(order_id: uuid.UUID, sku: str, quantity: int, event_id: str | None = None) -> Envelope:
+    return Envelope(
+        id=event_id or str(uuid.uuid4()),
+        type="orderflow.orders.OrderPlaced.v1",
+        source="/orderflow/orders",
+        subject=str(order_id),
+        time=datetime.now(UTC),
+        data={
+            "order_id": str(order_id),
+            "customer_id": str(uuid.uuid4()),
+            "lines": [{"sku": sku, "quantity": quantity, "unit_price": {"amount": "1.00", "currency": "USD"}}],
+            "total": {"amount": f"{quantity}.00", "currency": "USD"},
+            "card_token": "tok_visa",
+        },
+    )
+
+
+def send(*envelopes: Envelope) -> None:
+    produce(topic_name("orders.order"), [(e.subject.encode(), e.value(), e.headers()) for e in envelopes])
+
+
+def consume_until_idle(**kwargs) -> ContextConsumer:
+    consumer = ContextConsumer("inventory", config={"group.id": f"test-{uuid.uuid4().hex[:8]}"}, **kwargs)
+    consumer.run(idle_exit_after=3.0)
+    return consumer
+
+
+def test_the_same_event_delivered_twice_has_one_effect(kafka_ns):
+    StockItem.objects.using("inventory").create(sku="SKU-D", on_hand=10)
+    order_id = uuid.uuid4()
+    event = order_placed(order_id, "SKU-D", 3)
+    send(event, event)
+    consumer = consume_until_idle()
+    assert (consumer.applied, consumer.skipped) == (1, 1)
+    assert StockItem.objects.using("inventory").get(sku="SKU-D").reserved == 3
+    assert Reservation.objects.using("inventory").get(order_id=order_id).status == "RESERVED"
+    assert OutboxEvent.objects.using("inventory").filter(type="orderflow.inventory.StockReserved.v1").count() == 1
+    assert InboxEvent.objects.using("inventory").filter(event_id=event.id).count() == 1
+
+
+def test_reply_events_carry_the_causation_chain(kafka_ns):
+    StockItem.objects.using("inventory").create(sku="SKU-T", on_hand=1)
+    event = order_placed(uuid.uuid4(), "SKU-T", 5)
+    event = Envelope(
+        **{**event.__dict__, "traceparent": "00-" + "e" * 32 + "-" + "f" * 16 + "-01", "correlation_id": "corr-7"}
+    )
+    send(event)
+    consume_until_idle()
+    reply = OutboxEvent.objects.using("inventory").get()
+    assert reply.type == "orderflow.inventory.StockReservationFailed.v1"
+    assert reply.payload["reason"] == "out_of_stock"
+    assert reply.headers["causation_id"] == event.id and reply.headers["correlation_id"] == "corr-7"
+    assert reply.headers["traceparent"].startswith("00-" + "e" * 32)
+
+
+def test_consumer_killed_after_db_commit_before_offset_commit_applies_nothing_twice(kafka_ns, test_db_env):
+    StockItem.objects.using("inventory").create(sku="SKU-K", on_hand=10)
+    orders = [uuid.uuid4() for _ in range(3)]
+    send(*(order_placed(o, "SKU-K", 2) for o in orders))
+
+    crashed = manage(
+        "consume",
+        "inventory",
+        env={**test_db_env, "ORDERFLOW_CRASH_AT": "consumer_after_db_commit"},
+        check=False,
+        timeout=60,
+    )
+    assert crashed.returncode == 137, crashed.stderr
+    assert "crashing at consumer_after_db_commit" in crashed.stderr
+    assert InboxEvent.objects.using("inventory").count() == 1  # the first record's effect committed
+
+    # Restart: the uncommitted offset replays the first record; the inbox turns it into a no-op.
+    run = ContextConsumer("inventory")  # same group as the crashed process
+    run.run(idle_exit_after=3.0)
+    assert (run.applied, run.skipped) == (2, 1)
+    assert StockItem.objects.using("inventory").get(sku="SKU-K").reserved == 6
+    assert Reservation.objects.using("inventory").count() == 3
+    assert OutboxEvent.objects.using("inventory").count() == 3
+
+
+def test_poison_message_is_dead_lettered_and_the_partition_moves_on(kafka_ns):
+    StockItem.objects.using("inventory").create(sku="SKU-P", on_hand=10)
+    good = order_placed(uuid.uuid4(), "SKU-P", 1)
+    invalid = order_placed(uuid.uuid4(), "SKU-P", 1)
+    invalid = Envelope(**{**invalid.__dict__, "data": {**invalid.data, "lines": []}})  # violates the contract
+    key = b"same-partition"
+    produce(
+        topic_name("orders.order"),
+        [
+            (
+                key,
+                b"{not json",
+                [
+                    ("ce_id", b"x1"),
+                    ("ce_type", b"orderflow.orders.OrderPlaced.v1"),
+                    ("ce_source", b"/t"),
+                    ("ce_time", b"2026-01-01T00:00:00+00:00"),
+                ],
+            ),
+            (key, invalid.value(), invalid.headers()),
+            (key, good.value(), good.headers()),
+        ],
+    )
+    consumer = consume_until_idle()
+    assert (consumer.applied, consumer.dead_lettered) == (1, 2)
+    assert StockItem.objects.using("inventory").get(sku="SKU-P").reserved == 1
+    dead = read_topic(dlq_topic("inventory"), expect=2)
+    reasons = [dict(m.headers())["dlq_error_message"].decode() for m in dead]
+    assert "not JSON" in reasons[0] and "lines" in reasons[1]
+    assert all(dict(m.headers())["dlq_original_topic"].decode() == topic_name("orders.order") for m in dead)
+
+
+def test_unknown_version_of_a_subscribed_event_is_dead_lettered_foreign_types_skipped(kafka_ns):
+    newer = order_placed(uuid.uuid4(), "SKU-X", 1)
+    newer = Envelope(**{**newer.__dict__, "type": "orderflow.orders.OrderPlaced.v7"})
+    foreign = Envelope(**{**newer.__dict__, "id": str(uuid.uuid4()), "type": "orderflow.orders.OrderGiftWrapped.v1"})
+    send(newer, foreign)
+    consumer = consume_until_idle()
+    assert (consumer.applied, consumer.dead_lettered, consumer.skipped) == (0, 1, 1)
+    [dead] = read_topic(dlq_topic("inventory"), expect=1)
+    assert "unknown version" in dict(dead.headers())["dlq_error_message"].decode()
+    assert json.loads(dead.value()) == newer.data

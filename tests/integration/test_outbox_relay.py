@@ -1,0 +1,122 @@
+"""The transactional outbox and its relay, on the real database and broker."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connections, transaction
+
+from contexts.catalog import services as catalog
+from contexts.catalog.models import OutboxEvent
+from orderflow import tracing
+from orderflow.contexts_registry import context_queue
+from orderflow.domain import Money
+from orderflow.messaging.kafka import shared_producer, topic_name
+from orderflow.messaging.relay import purge_published, relay_batch, relay_lock_key, relay_outbox
+from tests.fixtures.kafka import read_topic
+
+pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+
+
+def relay(context: str = "catalog"):
+    return relay_outbox(context=context, producer=shared_producer(), batch_size=50)
+
+
+def test_rolled_back_transaction_leaves_no_outbox_row_and_no_event(kafka_ns):
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), transaction.atomic(using="catalog"):
+        catalog.product_add(sku="SKU-RB", name="Rolled back", price=Money.of("1.00", "USD"))
+        raise Boom()
+    assert OutboxEvent.objects.using("catalog").count() == 0
+    assert relay().published == 0
+    catalog.product_add(sku="SKU-OK", name="Committed", price=Money.of("1.00", "USD"))
+    assert relay().published == 1
+    messages = read_topic(topic_name("catalog.product"), expect=2, timeout=8, settle=1)
+    assert [m.key() for m in messages] == [b"SKU-OK"]
+
+
+def test_relayed_events_carry_key_headers_and_keep_per_aggregate_order(kafka_ns):
+    skus = ["SKU-A", "SKU-B", "SKU-C"]
+    parent = tracing.from_headers("00-" + "c" * 32 + "-" + "d" * 16 + "-01", "corr-42")
+    with tracing.use(parent):
+        for sku in skus:
+            catalog.product_add(sku=sku, name=sku, price=Money.of("1.00", "USD"))
+        for cents in range(2, 12):  # interleaved price changes across the three products
+            for sku in skus:
+                catalog.product_update(sku=sku, price=Money.of(f"{cents}.00", "USD"))
+    expected = 3 + 30
+    assert relay().published == expected
+    assert OutboxEvent.objects.using("catalog").filter(published_at__isnull=True).count() == 0
+
+    messages = read_topic(topic_name("catalog.product"), expect=expected)
+    assert len(messages) == expected
+    rows = {str(r.event_id): r for r in OutboxEvent.objects.using("catalog").all()}
+    by_key: dict[bytes, list[int]] = {}
+    for message in messages:
+        headers = {k: v.decode() for k, v in message.headers()}
+        row = rows[headers["ce_id"]]
+        assert message.key() == row.aggregateid.encode() == headers["ce_subject"].encode()
+        assert headers["ce_type"] == row.type and headers["ce_source"] == "/orderflow/catalog"
+        assert headers["ce_specversion"] == "1.0" and headers["content-type"] == "application/json"
+        assert headers["traceparent"].startswith("00-" + "c" * 32 + "-")
+        assert headers["correlation_id"] == "corr-42"
+        assert json.loads(message.value()) == row.payload
+        by_key.setdefault(message.key(), []).append(row.position)
+    for key, positions in by_key.items():
+        assert positions == sorted(positions), f"events of {key!r} arrived out of order"
+        prices = [
+            rows_by_pos.payload["price"]["amount"]
+            for rows_by_pos in sorted(
+                (r for r in rows.values() if r.aggregateid.encode() == key), key=lambda r: r.position
+            )[1:]
+        ]
+        assert prices == [f"{c}.00" for c in range(2, 12)]
+
+
+def test_only_one_relay_per_context_at_a_time(kafka_ns):
+    catalog.product_add(sku="SKU-L", name="Locked", price=Money.of("1.00", "USD"))
+    other = connections.create_connection("catalog")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [relay_lock_key("catalog")])
+            result = relay_batch(context="catalog", producer=shared_producer(), batch_size=10)
+            assert result.locked_out and result.published == 0
+            cursor.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert relay().published == 1
+
+
+def test_commit_hook_kicks_the_relay_through_celery(kafka_ns):
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    queue = context_queue("catalog")
+    client.delete(queue, f"orderflow:relay-kick:{kafka_ns}:catalog")
+    catalog.product_add(sku="SKU-K1", name="Kicked", price=Money.of("1.00", "USD"))
+    catalog.product_add(sku="SKU-K2", name="Kicked again", price=Money.of("1.00", "USD"))
+    # One task queued for both commits: the second found a run already queued.
+    queued = client.lrange(queue, 0, -1)
+    tasks = [json.loads(m)["headers"] for m in queued]
+    mine = [t for t in tasks if t["task"] == "orderflow.relay_outbox" and "catalog" in t["argsrepr"]]
+    assert len(mine) == 1
+    client.delete(queue)
+
+
+def test_purge_keeps_unpublished_and_recent_rows(kafka_ns):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    for n in range(3):
+        catalog.product_add(sku=f"SKU-P{n}", name="p", price=Money.of("1.00", "USD"))
+    relay()
+    catalog.product_add(sku="SKU-P9", name="pending", price=Money.of("1.00", "USD"))
+    old = timezone.now() - timedelta(days=30)
+    OutboxEvent.objects.using("catalog").filter(aggregateid__in=["SKU-P0", "SKU-P1"]).update(published_at=old)
+    assert purge_published(context="catalog", older_than=timezone.now() - timedelta(days=7)) == 2
+    assert sorted(OutboxEvent.objects.using("catalog").values_list("aggregateid", flat=True)) == ["SKU-P2", "SKU-P9"]

@@ -1,0 +1,45 @@
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from orderflow.messaging.envelope import Envelope, MalformedEvent
+
+
+def test_binary_mode_round_trip():
+    envelope = Envelope(
+        id=str(uuid.uuid4()),
+        type="orderflow.orders.OrderPlaced.v1",
+        source="/orderflow/orders",
+        subject="o-1",
+        time=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        data={"a": 1},
+        traceparent="00-" + "1" * 32 + "-" + "2" * 16 + "-01",
+        correlation_id="c",
+        causation_id="e",
+    )
+    back = Envelope.from_kafka(envelope.headers(), envelope.value())
+    assert back == envelope
+
+
+@pytest.mark.parametrize(
+    ("headers", "value", "message"),
+    [
+        ([], b"{}", "missing CloudEvents header"),
+        ([("ce_id", b"1"), ("ce_type", b"t"), ("ce_source", b"s"), ("ce_time", b"yesterday")], b"{}", "ISO 8601"),
+        (
+            [("ce_id", b"1"), ("ce_type", b"t"), ("ce_source", b"s"), ("ce_time", b"2026-01-01T00:00:00+00:00")],
+            b"not json",
+            "not JSON",
+        ),
+        (
+            [("ce_id", b"1"), ("ce_type", b"t"), ("ce_source", b"s"), ("ce_time", b"2026-01-01T00:00:00+00:00")],
+            b"[1]",
+            "JSON object",
+        ),
+        ([("ce_id", b"\xff"), ("ce_type", b"t")], b"{}", "UTF-8"),
+    ],
+)
+def test_malformed_records_are_refused_with_a_reason(headers, value, message):
+    with pytest.raises(MalformedEvent, match=message):
+        Envelope.from_kafka(headers, value)
