@@ -19,7 +19,8 @@ class MoneySchema(serializers.Serializer):
 class MoneyField(serializers.Field):
     """`{"amount": "19.99", "currency": "USD"}` ⇄ Money."""
 
-    default_error_messages = {"invalid": 'Expected {"amount": "<decimal>", "currency": "<ISO 4217>"}.'}
+    # Doubled braces: DRF formats error messages with str.format.
+    default_error_messages = {"invalid": 'Expected {{"amount": "<decimal>", "currency": "<ISO 4217>"}}.'}
 
     def __init__(self, *, default_currency: str | None = None, **kwargs):
         self.default_currency = default_currency

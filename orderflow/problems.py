@@ -31,8 +31,10 @@ def _flatten(errors, prefix: str = "") -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     if isinstance(errors, dict):
         for key, value in errors.items():
-            name = f"{prefix}.{key}" if prefix else str(key)
-            out.extend(_flatten(value, "" if name == "non_field_errors" else name))
+            if key == "non_field_errors":  # errors of the object itself belong to its own path
+                out.extend(_flatten(value, prefix))
+                continue
+            out.extend(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
     elif isinstance(errors, list):
         for index, value in enumerate(errors):
             if isinstance(value, (dict, list)):

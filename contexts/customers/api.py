@@ -46,7 +46,6 @@ class RefreshIn(serializers.Serializer):
 
 class CustomerRegisterApi(APIView):
     permission_classes = [AllowAny]
-    authentication_classes: list = []
 
     @extend_schema(
         request=RegisterIn,
@@ -72,7 +71,6 @@ class CustomerRegisterApi(APIView):
 
 class TokenObtainApi(APIView):
     permission_classes = [AllowAny]
-    authentication_classes: list = []
 
     @extend_schema(request=TokenIn, responses={200: TokenOut}, summary="Obtain access and refresh JWTs")
     def post(self, request):
@@ -86,7 +84,6 @@ class TokenObtainApi(APIView):
 
 class TokenRefreshApi(APIView):
     permission_classes = [AllowAny]
-    authentication_classes: list = []
 
     @extend_schema(
         request=RefreshIn, responses={200: TokenOut}, summary="Refresh the access token (rotates the refresh token)"
