@@ -90,6 +90,12 @@ class ContextConsumer:
 
     # -- the loop ------------------------------------------------------------------------------
     def run(self, *, idle_exit_after: float | None = None) -> None:
+        if not self.topics:
+            # A context that subscribes to nothing (yet) still runs its process, so deployments
+            # stay uniform; it just waits to be stopped.
+            log.info("consumer %s has no subscriptions; idle until stopped", self.name)
+            self.stop_event.wait(idle_exit_after)
+            return
         consumer = Consumer(self._config)
         assigned_at: list[float] = []
 
