@@ -1,0 +1,86 @@
+"""Gunicorn settings for every OrderFlow web process: the containers and the dev stack alike.
+
+Everything that differs between environments comes from the environment:
+
+- GUNICORN_BIND  full bind address (the dev stack sets 127.0.0.1:8000); else
+- PORT           port on all interfaces (platforms that inject PORT); else 0.0.0.0:8000.
+- WEB_CONCURRENCY worker processes; default 2 * CPUs + 1, capped at MAX_DEFAULT_WORKERS.
+- GUNICORN_THREADS threads per worker (gthread); default 4.
+- GUNICORN_TIMEOUT / GUNICORN_GRACEFUL_TIMEOUT seconds; default 30 / 30.
+
+This file is plain Python read by gunicorn; it must not import Django.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Each worker holds its own database connections (default + the hosted contexts' aliases), so
+# an unbounded default on a big host would exhaust PostgreSQL's max_connections. An explicit
+# WEB_CONCURRENCY is taken as is.
+MAX_DEFAULT_WORKERS = 8
+
+
+def _cpus() -> int:
+    # sched_getaffinity honours CPU pinning (cpusets) where os.cpu_count() reports the host.
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _bind() -> str:
+    if os.environ.get("GUNICORN_BIND"):
+        return os.environ["GUNICORN_BIND"]
+    if os.environ.get("PORT"):
+        return f"0.0.0.0:{int(os.environ['PORT'])}"
+    return "0.0.0.0:8000"
+
+
+def _workers() -> int:
+    if os.environ.get("WEB_CONCURRENCY"):
+        return max(1, int(os.environ["WEB_CONCURRENCY"]))
+    return min(2 * _cpus() + 1, MAX_DEFAULT_WORKERS)
+
+
+bind = _bind()
+workers = _workers()
+# Threads let a worker overlap requests that wait on PostgreSQL or Redis.
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+# On SIGTERM, in-flight requests get this long to finish; keep the orchestrator's stop grace
+# period (compose stop_grace_period, k8s terminationGracePeriodSeconds) a little longer.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+# The gateway keeps connections to us open between requests.
+keepalive = 5
+
+# Recycle workers now and then so a slow leak cannot grow forever; jitter avoids all workers
+# restarting at once.
+max_requests = 1000
+max_requests_jitter = 100
+
+# Heartbeat files on tmpfs: an overlay filesystem can stall them and get workers killed.
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+
+# No runtime control socket (gunicornc, gunicorn >= 25.1): processes are managed with signals by
+# the orchestrator or the dev stack. Its default path, ~/.gunicorn/gunicorn.ctl, would be shared
+# by every gunicorn of one user (the dev stack may run several), and the image's user has no home.
+control_socket_disable = True
+
+# Logs go to the container's stdout/stderr.
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
+
+
+def child_exit(server, worker):
+    # With several workers, prometheus_client's multiprocess mode keeps per-process files in
+    # PROMETHEUS_MULTIPROC_DIR; a dead worker's live gauges must be dropped.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
