@@ -39,3 +39,31 @@ StockReservationFailed = registry.register(
         ),
     )
 )
+
+StockCommitted = registry.register(
+    EventType(
+        context="inventory",
+        aggregate="reservation",
+        name="StockCommitted",
+        version=1,
+        description="A confirmed order's reserved units left the stock (on hand and reserved both drop).",
+        schema=obj({"order_id": UUID, "lines": {"type": "array", "minItems": 1, "items": RESERVED_LINE}}),
+    )
+)
+
+StockReleased = registry.register(
+    EventType(
+        context="inventory",
+        aggregate="reservation",
+        name="StockReleased",
+        version=1,
+        description="A cancelled order's units are available again (released, or restocked if committed).",
+        schema=obj(
+            {
+                "order_id": UUID,
+                "lines": {"type": "array", "minItems": 1, "items": RESERVED_LINE},
+                "restocked": {"type": "boolean"},
+            }
+        ),
+    )
+)

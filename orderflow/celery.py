@@ -13,7 +13,29 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "orderflow.settings.dev")
 
 app = Celery("orderflow")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks(["orderflow.messaging"])
+
+
+def _task_packages() -> list[str]:
+    from django.conf import settings
+
+    return ["orderflow.messaging", *(f"contexts.{c}" for c in settings.ORDERFLOW_CONTEXTS)]
+
+
+app.autodiscover_tasks(_task_packages)
+
+
+def _context_tasks_modules():
+    """Hosted contexts' `tasks` modules (plugin discovery: the kernel never imports a context)."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    for context in settings.ORDERFLOW_CONTEXTS:
+        try:
+            yield context, import_module(f"contexts.{context}.tasks")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"contexts.{context}.tasks":
+                raise
 
 
 @app.on_after_finalize.connect
@@ -33,3 +55,9 @@ def schedule_periodic_tasks(sender: Celery, **_kwargs) -> None:
             sender.signature("orderflow.purge_messaging", args=[context], queue=queue),
             name=f"purge {context} outbox and inbox",
         )
+    # A context lists its periodic tasks as `PERIODIC = [(seconds, task), ...]` in its tasks module.
+    for context, module in _context_tasks_modules():
+        for seconds, task in getattr(module, "PERIODIC", ()):
+            sender.add_periodic_task(
+                seconds, task.s().set(queue=context_queue(context)), name=f"{context}: {task.name}", expires=seconds
+            )

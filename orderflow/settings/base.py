@@ -139,6 +139,19 @@ CELERY_TASK_QUEUES = {
     context_queue(c): {"exchange": context_queue(c), "routing_key": context_queue(c)} for c in ORDERFLOW_CONTEXTS
 }
 CELERY_TASK_DEFAULT_QUEUE = context_queue(ORDERFLOW_CONTEXTS[0])
+# A context's own tasks (contexts/<name>/tasks.py) run on that context's queue.
+CELERY_TASK_ROUTES = {f"contexts.{c}.*": {"queue": context_queue(c)} for c in ORDERFLOW_CONTEXTS}
+
+# --- Business settings ---------------------------------------------------------------------------------
+# Orders: a PENDING order with no saga outcome after this long is cancelled (reason `timeout`).
+ORDERS_PENDING_DEADLINE = timedelta(seconds=env.float("ORDERS_PENDING_DEADLINE_SECONDS", default=300))
+ORDERS_DEADLINE_CHECK_SECONDS = env.float("ORDERS_DEADLINE_CHECK_SECONDS", default=5)
+# Payments: the gateway adapter (a dotted path to a class with the PaymentGateway protocol) and the
+# fake gateway's single-payment limit: any larger total is declined.
+PAYMENTS_GATEWAY = env("PAYMENTS_GATEWAY", default="contexts.payments.gateway.FakeGateway")
+PAYMENTS_SINGLE_PAYMENT_LIMIT = env.str("PAYMENTS_SINGLE_PAYMENT_LIMIT", default="5000.00")
+# Notifications: sender address; the backend is console (dev), locmem (tests) or SMTP (production).
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="OrderFlow <orders@orderflow.local>")
 
 # --- API -----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
