@@ -30,6 +30,11 @@ class MeOut(CustomerOut):
     active = serializers.BooleanField()
 
 
+class MePatch(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False)
+    email = serializers.EmailField(required=False)
+
+
 class TokenIn(serializers.Serializer):
     email = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"})
@@ -111,3 +116,19 @@ class MeApi(APIView):
     @extend_schema(responses={200: MeOut}, summary="The authenticated customer")
     def get(self, request):
         return Response(MeOut(self._account(request)).data)
+
+    @extend_schema(
+        request=MePatch,
+        responses={200: MeOut},
+        summary="Change your name or email",
+        examples=[OpenApiExample("new email", request_only=True, value={"email": "ada.lovelace@example.com"})],
+    )
+    def patch(self, request):
+        account = self._account(request)
+        data = MePatch(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            account = services.customer_update(customer_id=account.id, **data.validated_data)
+        except services.EmailTaken as exc:
+            raise Conflict(str(exc), code="email_taken") from None
+        return Response(MeOut(account).data)

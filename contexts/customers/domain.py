@@ -31,6 +31,18 @@ class Registered(DomainEvent):
     name: str
 
 
+@dataclass(frozen=True)
+class EmailChanged(DomainEvent):
+    customer_id: uuid.UUID
+    email: str
+    previous_email: str
+
+
+@dataclass(frozen=True)
+class Deactivated(DomainEvent):
+    customer_id: uuid.UUID
+
+
 @dataclass
 class Customer(Aggregate):
     id: uuid.UUID
@@ -48,3 +60,19 @@ class Customer(Aggregate):
         customer = cls(id=uuid.uuid4(), email=normalize_email(email), name=name, is_staff=is_staff)
         customer.record(Registered(customer.id, customer.email, customer.name))
         return customer
+
+    def rename(self, name: str) -> None:
+        if not name.strip():
+            raise DomainError("name must not be empty", code="invalid_name")
+        self.name = name.strip()
+
+    def change_email(self, email: str) -> None:
+        email = normalize_email(email)
+        if email != self.email:
+            self.record(EmailChanged(self.id, email, self.email))
+            self.email = email
+
+    def deactivate(self) -> None:
+        if self.active:
+            self.active = False
+            self.record(Deactivated(self.id))

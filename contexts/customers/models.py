@@ -29,6 +29,9 @@ class Account(models.Model):
     def to_domain(self) -> Customer:
         return Customer(id=self.id, email=self.email, name=self.name, active=self.active, is_staff=self.is_staff)
 
+    def update_from_domain(self, customer: Customer) -> None:
+        self.email, self.name, self.active = customer.email, customer.name, customer.active
+
     @classmethod
     def from_domain(cls, customer: Customer, *, password_hash: str) -> Account:
         return cls(

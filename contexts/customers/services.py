@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
 import contracts.customers as events
-from contexts.customers.domain import Customer, Registered, check_password_rules, normalize_email
+from contexts.customers.domain import (
+    Customer,
+    Deactivated,
+    EmailChanged,
+    Registered,
+    check_password_rules,
+    normalize_email,
+)
 from contexts.customers.models import Account
 from orderflow.domain import DomainError
 from orderflow.messaging import outbox
@@ -26,12 +35,19 @@ class InvalidCredentials(Exception):
 
 def _publish(customer: Customer) -> None:
     for event in customer.pull_events():
+        ref = {"customer_id": str(event.customer_id)}
         if isinstance(event, Registered):
-            outbox.record(
-                event_type=events.CustomerRegistered,
-                aggregate_id=str(event.customer_id),
-                data={"customer_id": str(event.customer_id), "email": event.email, "name": event.name},
+            event_type, data = events.CustomerRegistered, {**ref, "email": event.email, "name": event.name}
+        elif isinstance(event, EmailChanged):
+            event_type, data = (
+                events.CustomerEmailChanged,
+                {**ref, "email": event.email, "previous_email": event.previous_email},
             )
+        elif isinstance(event, Deactivated):
+            event_type, data = events.CustomerDeactivated, ref
+        else:
+            continue
+        outbox.record(event_type=event_type, aggregate_id=str(event.customer_id), data=data)
 
 
 def customer_register(*, email: str, password: str, name: str) -> Account:
@@ -93,3 +109,35 @@ def staff_ensure(*, email: str, password: str, name: str) -> Account:
     if existing is not None:
         return existing
     return _account_create(email=email, password=password, name=name, is_staff=True)
+
+
+def customer_update(*, customer_id: uuid.UUID, name: str | None = None, email: str | None = None) -> Account:
+    """Rename and/or change the email (CustomerEmailChanged keeps other contexts' replicas current)."""
+    try:
+        with transaction.atomic(using=DB):
+            account = Account.objects.using(DB).select_for_update().get(id=customer_id)
+            customer = account.to_domain()
+            if name is not None:
+                customer.rename(name)
+            if email is not None:
+                customer.change_email(email)
+                if Account.objects.using(DB).filter(email=customer.email).exclude(id=customer_id).exists():
+                    raise EmailTaken(f"an account with email {customer.email} already exists")
+            account.update_from_domain(customer)
+            account.save(using=DB)
+            _publish(customer)
+    except IntegrityError:
+        raise EmailTaken(f"an account with email {email} already exists") from None
+    return account
+
+
+def customer_deactivate(*, customer_id: uuid.UUID) -> Account:
+    """The account can no longer sign in or refresh tokens; orders refuses its new orders."""
+    with transaction.atomic(using=DB):
+        account = Account.objects.using(DB).select_for_update().get(id=customer_id)
+        customer = account.to_domain()
+        customer.deactivate()
+        account.update_from_domain(customer)
+        account.save(using=DB)
+        _publish(customer)
+    return account

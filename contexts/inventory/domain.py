@@ -73,3 +73,22 @@ def reserve(order_id: uuid.UUID, lines: list[Line], stock: dict[str, StockItem])
         for line in merged:
             stock[line.sku].reserved += line.quantity
     return ReservationOutcome(order_id, merged, shortages)
+
+
+def commit(lines: list[Line], stock: dict[str, StockItem]) -> None:
+    """A confirmed order's reserved units leave the warehouse: on hand and reserved both drop."""
+    for line in lines:
+        item = stock[line.sku]
+        item.reserved -= line.quantity
+        item.on_hand -= line.quantity
+
+
+def release(lines: list[Line], stock: dict[str, StockItem], *, committed: bool) -> None:
+    """A cancelled order's units become available again: a reservation is released; committed
+    units (already taken off the shelf) are put back on hand (restock)."""
+    for line in lines:
+        item = stock[line.sku]
+        if committed:
+            item.on_hand += line.quantity
+        else:
+            item.reserved -= line.quantity

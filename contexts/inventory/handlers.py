@@ -19,7 +19,17 @@ def on_order_placed(event: Event) -> None:
     services.order_reserve(order_id=uuid.UUID(event.data["order_id"]), lines=event.data["lines"])
 
 
+def on_order_confirmed(event: Event) -> None:
+    services.order_commit(order_id=uuid.UUID(event.data["order_id"]))
+
+
+def on_order_cancelled(event: Event) -> None:
+    services.order_release(order_id=uuid.UUID(event.data["order_id"]))
+
+
 SUBSCRIPTIONS = {
     catalog.ProductAdded: on_product_added,
     orders.OrderPlaced: on_order_placed,
+    orders.OrderConfirmed: on_order_confirmed,
+    orders.OrderCancelled: on_order_cancelled,
 }

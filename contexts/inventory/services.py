@@ -81,3 +81,59 @@ def order_reserve(*, order_id: uuid.UUID, lines: list[dict]) -> Reservation:
             status=Reservation.Status.RESERVED if outcome.reserved else Reservation.Status.REJECTED,
             lines=[{"sku": line.sku, "quantity": line.quantity} for line in outcome.lines],
         )
+
+
+def _reservation_locked(order_id: uuid.UUID) -> Reservation | None:
+    return Reservation.objects.using(DB).select_for_update().filter(order_id=order_id).first()
+
+
+def _apply_to_stock(reservation: Reservation, change) -> list[domain.Line]:
+    """Lock the reservation's stock rows, apply `change(lines, stock)` and save them."""
+    lines = [domain.Line(line["sku"], int(line["quantity"])) for line in reservation.lines]
+    rows = {row.sku: row for row in _locked(sorted({line.sku for line in lines}))}
+    stock = {sku: row.to_domain() for sku, row in rows.items()}
+    change(lines, stock)
+    for sku, row in rows.items():
+        row.update_from_domain(stock[sku])
+        row.save(using=DB, update_fields=["on_hand", "reserved", "updated_at"])
+    return lines
+
+
+def _lines_payload(lines: list[domain.Line]) -> list[dict]:
+    return [{"sku": line.sku, "quantity": line.quantity} for line in lines]
+
+
+def order_commit(*, order_id: uuid.UUID) -> Reservation | None:
+    """OrderConfirmed: the reserved units are sold. Only a RESERVED reservation commits."""
+    with transaction.atomic(using=DB):
+        reservation = _reservation_locked(order_id)
+        if reservation is None or reservation.status != Reservation.Status.RESERVED:
+            return reservation
+        lines = _apply_to_stock(reservation, domain.commit)
+        reservation.status = Reservation.Status.COMMITTED
+        reservation.save(using=DB, update_fields=["status", "updated_at"])
+        outbox.record(
+            event_type=events.StockCommitted,
+            aggregate_id=str(order_id),
+            data={"order_id": str(order_id), "lines": _lines_payload(lines)},
+        )
+        return reservation
+
+
+def order_release(*, order_id: uuid.UUID) -> Reservation | None:
+    """OrderCancelled: release a reservation, or restock committed units. A rejected (or already
+    released) reservation has nothing to give back."""
+    with transaction.atomic(using=DB):
+        reservation = _reservation_locked(order_id)
+        if reservation is None or reservation.status not in (Reservation.Status.RESERVED, Reservation.Status.COMMITTED):
+            return reservation
+        committed = reservation.status == Reservation.Status.COMMITTED
+        lines = _apply_to_stock(reservation, lambda ls, stock: domain.release(ls, stock, committed=committed))
+        reservation.status = Reservation.Status.RELEASED
+        reservation.save(using=DB, update_fields=["status", "updated_at"])
+        outbox.record(
+            event_type=events.StockReleased,
+            aggregate_id=str(order_id),
+            data={"order_id": str(order_id), "lines": _lines_payload(lines), "restocked": committed},
+        )
+        return reservation

@@ -13,9 +13,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from contexts.orders import selectors, services
-from contexts.orders.domain import InvalidOrder, OrderStatus
-from orderflow.auth import is_staff, principal_id
-from orderflow.problems import Unprocessable
+from contexts.orders.domain import InvalidOrder, OrderStateError, OrderStatus, PaymentStatus, StockStatus
+from contexts.orders.models import OrderView
+from orderflow.api_fields import MoneyField
+from orderflow.auth import IsStaff, is_staff, principal_id
+from orderflow.problems import Conflict, Unprocessable
 
 
 class LineIn(serializers.Serializer):
@@ -32,36 +34,41 @@ class PlaceOrderIn(serializers.Serializer):
     payment = PaymentIn(required=False)
 
 
-class MoneyOut(serializers.Serializer):
-    amount = serializers.CharField()
-    currency = serializers.CharField()
-
-
 class LineOut(serializers.Serializer):
     sku = serializers.CharField()
     quantity = serializers.IntegerField()
-    unit_price = serializers.SerializerMethodField()
-
-    def get_unit_price(self, line) -> dict:
-        return {"amount": str(line.unit_price_amount), "currency": line.order.currency}
+    unit_price = MoneyField()
 
 
 class OrderOut(serializers.Serializer):
+    """Served from the read model (OrderView), whose JSON columns already have the API's shape."""
+
     id = serializers.UUIDField()
-    status = serializers.CharField()
-    lines = LineOut(many=True, source="lines.all")
-    total = serializers.SerializerMethodField()
-    payment_status = serializers.CharField()
-    stock_status = serializers.CharField()
-    cancellation_reason = serializers.SerializerMethodField()
+    status = serializers.ChoiceField(choices=[s.value for s in OrderStatus])
+    lines = LineOut(many=True)
+    total = MoneyField()
+    payment_status = serializers.ChoiceField(choices=[s.value for s in PaymentStatus])
+    stock_status = serializers.ChoiceField(choices=[s.value for s in StockStatus])
+    cancellation_reason = serializers.CharField(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
-    def get_total(self, order) -> dict:
-        return order.total.to_dict()
+    def to_representation(self, view):
+        return {
+            "id": str(view.id),
+            "status": view.status,
+            "lines": view.lines,
+            "total": view.total,
+            "payment_status": view.payment_status,
+            "stock_status": view.stock_status,
+            "cancellation_reason": view.cancellation_reason or None,
+            "created_at": serializers.DateTimeField().to_representation(view.created_at),
+            "updated_at": serializers.DateTimeField().to_representation(view.updated_at),
+        }
 
-    def get_cancellation_reason(self, order) -> str | None:
-        return order.cancellation_reason or None
+
+class CancelIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=200, required=False, allow_blank=True)
 
 
 class TimelineOut(serializers.Serializer):
@@ -134,7 +141,9 @@ class OrderListApi(generics.ListAPIView):
         except services.CustomerInactive as exc:
             raise exceptions.PermissionDenied(str(exc)) from None
         return Response(
-            OrderOut(order).data, status=status.HTTP_202_ACCEPTED, headers={"Location": _location(request, order.id)}
+            OrderOut(_view(order.id)).data,
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": _location(request, order.id)},
         )
 
 
@@ -143,10 +152,7 @@ class OrderDetailApi(APIView):
 
     @extend_schema(responses={200: OrderOut}, summary="An order (owner or staff)")
     def get(self, request, order_id: uuid.UUID):
-        order = selectors.order_visible(order_id=order_id, principal=principal_id(request), staff=is_staff(request))
-        if order is None:
-            raise exceptions.NotFound("No such order.")
-        return Response(OrderOut(order).data)
+        return Response(OrderOut(_visible_or_404(request, order_id)).data)
 
 
 class OrderTimelineApi(APIView):
@@ -154,6 +160,60 @@ class OrderTimelineApi(APIView):
 
     @extend_schema(responses={200: TimelineOut(many=True)}, summary="Every event of the order's saga, in order")
     def get(self, request, order_id: uuid.UUID):
-        if selectors.order_visible(order_id=order_id, principal=principal_id(request), staff=is_staff(request)) is None:
-            raise exceptions.NotFound("No such order.")
+        _visible_or_404(request, order_id)
         return Response(TimelineOut(selectors.order_timeline(order_id=order_id), many=True).data)
+
+
+def _view(order_id: uuid.UUID) -> OrderView:
+    return OrderView.objects.using(services.DB).get(id=order_id)
+
+
+def _visible_or_404(request, order_id: uuid.UUID) -> OrderView:
+    view = selectors.order_visible(order_id=order_id, principal=principal_id(request), staff=is_staff(request))
+    if view is None:
+        raise exceptions.NotFound("No such order.")
+    return view
+
+
+class OrderCancelApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        request=CancelIn,
+        responses={202: OrderOut},
+        summary="Cancel an order (owner or staff); stock and payment compensations follow",
+        examples=[OpenApiExample("changed my mind", request_only=True, value={"reason": "ordered twice"})],
+    )
+    def post(self, request, order_id: uuid.UUID):
+        _visible_or_404(request, order_id)
+        data = CancelIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        # A customer's cancellation is `customer_request`; staff may give their own reason.
+        reason = (data.validated_data.get("reason") or "").strip() if is_staff(request) else ""
+        try:
+            services.order_cancel(order_id=order_id, reason=reason or "customer_request")
+        except OrderStateError as exc:
+            raise Conflict(str(exc), code=exc.code) from None
+        return Response(OrderOut(_view(order_id)).data, status=status.HTTP_202_ACCEPTED)
+
+
+def _staff_transition(name: str, service, summary: str):
+    class TransitionApi(APIView):
+        permission_classes = [IsStaff]
+
+        @extend_schema(request=None, responses={200: OrderOut}, summary=summary)
+        def post(self, request, order_id: uuid.UUID):
+            if not OrderView.objects.using(services.DB).filter(id=order_id).exists():
+                raise exceptions.NotFound("No such order.")
+            try:
+                service(order_id=order_id)
+            except OrderStateError as exc:
+                raise Conflict(str(exc), code=exc.code) from None
+            return Response(OrderOut(_view(order_id)).data)
+
+    TransitionApi.__name__ = TransitionApi.__qualname__ = name
+    return TransitionApi
+
+
+OrderShipApi = _staff_transition("OrderShipApi", services.order_ship, "Ship a CONFIRMED order (staff)")
+OrderDeliverApi = _staff_transition("OrderDeliverApi", services.order_deliver, "Mark a SHIPPED order delivered (staff)")

@@ -78,11 +78,66 @@ class Placed(DomainEvent):
 
 
 @dataclass(frozen=True)
-class ReplyIgnored(DomainEvent):
-    """A late or duplicate saga reply: nothing changes, but the timeline shows it."""
+class StatusChanged(DomainEvent):
+    """One of the order's three statuses moved (feeds the read model)."""
 
     order_id: uuid.UUID
+    field: str  # "status" | "stock_status" | "payment_status"
+    value: str
+
+
+@dataclass(frozen=True)
+class Confirmed(DomainEvent):
+    order_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Cancelled(DomainEvent):
+    order_id: uuid.UUID
     reason: str
+
+
+@dataclass(frozen=True)
+class Shipped(DomainEvent):
+    order_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class Delivered(DomainEvent):
+    order_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class ReplyNoted(DomainEvent):
+    """A late or duplicate saga reply: the timeline shows it with this note."""
+
+    order_id: uuid.UUID
+    note: str
+
+
+class OrderStateError(DomainError):
+    """The command is not allowed in the order's current status (HTTP 409)."""
+
+    code = "invalid_order_state"
+
+
+# Saga replies: reply → (which status it moves, from which values, to what). A reply that does
+# not apply (duplicate, contradicting, or for a finished order) changes nothing and is noted.
+S, P = StockStatus, PaymentStatus
+REPLIES: dict[str, tuple[str, frozenset, StrEnum]] = {
+    "stock_reserved": ("stock_status", frozenset({S.PENDING}), S.RESERVED),
+    "stock_rejected": ("stock_status", frozenset({S.PENDING}), S.REJECTED),
+    "stock_committed": ("stock_status", frozenset({S.RESERVED}), S.COMMITTED),
+    "stock_released": ("stock_status", frozenset({S.RESERVED, S.COMMITTED}), S.RELEASED),
+    "payment_authorized": ("payment_status", frozenset({P.PENDING}), P.AUTHORIZED),
+    "payment_declined": ("payment_status", frozenset({P.PENDING}), P.DECLINED),
+    "payment_captured": ("payment_status", frozenset({P.AUTHORIZED}), P.CAPTURED),
+    "payment_voided": ("payment_status", frozenset({P.AUTHORIZED}), P.VOIDED),
+    "payment_refunded": ("payment_status", frozenset({P.CAPTURED}), P.REFUNDED),
+}
+# The first answers of the two participants; after the order left PENDING they are "late".
+_FIRST_ANSWERS = {"stock_reserved", "stock_rejected", "payment_authorized", "payment_declined"}
+CUSTOMER_CANCELLABLE = frozenset({OrderStatus.PENDING, OrderStatus.CONFIRMED})
 
 
 @dataclass
@@ -134,14 +189,62 @@ class Order(Aggregate):
         return order
 
     # -- saga replies --------------------------------------------------------------------------
-    def stock_reserved(self) -> None:
-        if self.stock_status is not StockStatus.PENDING:
-            self.record(ReplyIgnored(self.id, f"stock reserved while stock is {self.stock_status}"))
+    def reply(self, kind: str) -> None:
+        """Apply a participant's reply, then decide the saga if both have answered."""
+        attribute, allowed, target = REPLIES[kind]
+        current = getattr(self, attribute)
+        if current not in allowed:
+            self.record(ReplyNoted(self.id, f"{kind} ignored: {attribute} is already {current}"))
             return
-        self.stock_status = StockStatus.RESERVED
+        setattr(self, attribute, target)
+        self.record(StatusChanged(self.id, attribute, target.value))
+        if kind in _FIRST_ANSWERS and self.status is not OrderStatus.PENDING:
+            # Still applied (compensations follow from the order's final state), but late.
+            self.record(ReplyNoted(self.id, f"late reply: the order is already {self.status}"))
+        self._decide()
 
-    def stock_rejected(self) -> None:
-        if self.stock_status is not StockStatus.PENDING:
-            self.record(ReplyIgnored(self.id, f"stock rejected while stock is {self.stock_status}"))
+    def _decide(self) -> None:
+        if self.status is not OrderStatus.PENDING:
             return
-        self.stock_status = StockStatus.REJECTED
+        if self.stock_status is StockStatus.REJECTED:
+            self._cancel("out_of_stock")
+        elif self.payment_status is PaymentStatus.DECLINED:
+            self._cancel("payment_declined")
+        elif self.stock_status is StockStatus.RESERVED and self.payment_status is PaymentStatus.AUTHORIZED:
+            self._set_status(OrderStatus.CONFIRMED)
+            self.record(Confirmed(self.id))
+
+    # -- commands ------------------------------------------------------------------------------
+    def cancel(self, reason: str) -> None:
+        """Customer or staff cancellation: allowed while PENDING or CONFIRMED."""
+        if self.status not in CUSTOMER_CANCELLABLE:
+            raise OrderStateError(f"a {self.status} order cannot be cancelled")
+        self._cancel(reason)
+
+    def expire(self) -> bool:
+        """The deadline passed: a still-PENDING order is cancelled with reason `timeout`."""
+        if self.status is not OrderStatus.PENDING:
+            return False
+        self._cancel("timeout")
+        return True
+
+    def ship(self) -> None:
+        if self.status is not OrderStatus.CONFIRMED:
+            raise OrderStateError(f"only a CONFIRMED order can be shipped, this one is {self.status}")
+        self._set_status(OrderStatus.SHIPPED)
+        self.record(Shipped(self.id))
+
+    def deliver(self) -> None:
+        if self.status is not OrderStatus.SHIPPED:
+            raise OrderStateError(f"only a SHIPPED order can be delivered, this one is {self.status}")
+        self._set_status(OrderStatus.DELIVERED)
+        self.record(Delivered(self.id))
+
+    def _cancel(self, reason: str) -> None:
+        self.cancellation_reason = reason
+        self._set_status(OrderStatus.CANCELLED)
+        self.record(Cancelled(self.id, reason))
+
+    def _set_status(self, status: OrderStatus) -> None:
+        self.status = status
+        self.record(StatusChanged(self.id, "status", status.value))

@@ -86,6 +86,32 @@ class Order(models.Model):
         self.cancellation_reason = order.cancellation_reason
 
 
+class OrderView(models.Model):
+    """The order read model (CQRS): one denormalized row per order, projected from the order's
+    domain events in the same transaction as the change, and all the order endpoints read."""
+
+    id = models.UUIDField(primary_key=True)
+    customer_id = models.UUIDField()
+    status = models.CharField(max_length=16)
+    stock_status = models.CharField(max_length=16)
+    payment_status = models.CharField(max_length=16)
+    cancellation_reason = models.CharField(max_length=200, blank=True, default="")
+    lines = models.JSONField(help_text='[{"sku", "quantity", "unit_price": {"amount", "currency"}}]')
+    total = models.JSONField(help_text='{"amount", "currency"}')
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["customer_id", "-created_at"], name="orders_view_customer"),
+            models.Index(fields=["status", "-created_at"], name="orders_view_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.id} {self.status}"
+
+
 class OrderLine(models.Model):
     order = models.ForeignKey(Order, related_name="lines", on_delete=models.CASCADE)
     position = models.PositiveSmallIntegerField()

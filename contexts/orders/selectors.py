@@ -1,4 +1,4 @@
-"""Read side of orders: what customers and staff may see."""
+"""Read side of orders: the read model, filtered to what the caller may see."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import uuid
 
 from django.db.models import QuerySet
 
-from contexts.orders.models import Order, TimelineEntry
+from contexts.orders.models import OrderView, TimelineEntry
 
 
-def orders_visible(*, principal: uuid.UUID, staff: bool, status: str | None = None) -> QuerySet[Order]:
-    orders = Order.objects.using("orders").prefetch_related("lines")
+def orders_visible(*, principal: uuid.UUID, staff: bool, status: str | None = None) -> QuerySet[OrderView]:
+    orders = OrderView.objects.using("orders").all()
     if not staff:
         orders = orders.filter(customer_id=principal)
     if status:
@@ -18,7 +18,7 @@ def orders_visible(*, principal: uuid.UUID, staff: bool, status: str | None = No
     return orders
 
 
-def order_visible(*, order_id: uuid.UUID, principal: uuid.UUID, staff: bool) -> Order | None:
+def order_visible(*, order_id: uuid.UUID, principal: uuid.UUID, staff: bool) -> OrderView | None:
     """Another customer's order is indistinguishable from a missing one (404, not 403)."""
     return orders_visible(principal=principal, staff=staff).filter(id=order_id).first()
 

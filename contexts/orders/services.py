@@ -1,4 +1,6 @@
-"""Use cases of the orders context; each is one transaction on the orders database."""
+"""Use cases of the orders context (the saga's process manager); each is one transaction on the
+orders database that changes the aggregate, projects the read model, records the timeline and
+writes the outbox together."""
 
 from __future__ import annotations
 
@@ -7,13 +9,15 @@ import json
 import uuid
 from datetime import datetime
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import contracts.orders as events
 from contexts.orders import domain
 from contexts.orders.models import CustomerStatus, IdempotencyKey, Order, OrderLine, ProductPrice, TimelineEntry
-from orderflow.domain import DomainError, Money
+from contexts.orders.projection import project
+from orderflow.domain import DomainError, DomainEvent, Money
 from orderflow.messaging import outbox
 
 DB = "orders"
@@ -27,6 +31,11 @@ class CustomerInactive(DomainError):
     code = "customer_inactive"
 
 
+class OrderNotFound(LookupError):
+    pass
+
+
+# -- timeline ------------------------------------------------------------------------------------
 def timeline_record(
     *, order_id: uuid.UUID, event_id: str, type_: str, source: str, occurred_at: datetime, data: dict
 ) -> None:
@@ -38,6 +47,7 @@ def timeline_record(
     )
 
 
+# -- placing -------------------------------------------------------------------------------------
 def _request_hash(lines: list[dict], card_token: str) -> str:
     canonical = json.dumps(
         {"lines": [{"sku": ln["sku"], "quantity": ln["quantity"]} for ln in lines], "card_token": card_token},
@@ -100,7 +110,7 @@ def order_place(
                 IdempotencyKey.objects.using(DB).create(
                     customer_id=customer_id, key=idempotency_key, request_hash=request_hash, order=row
                 )
-            _publish(order)
+            _commit(order)
     except IntegrityError:
         # A concurrent request with the same idempotency key committed first: answer with its order.
         if idempotency_key and (existing := _replayed(customer_id, idempotency_key, request_hash)):
@@ -109,57 +119,146 @@ def order_place(
     return row, True
 
 
-def _publish(order: domain.Order) -> None:
-    for event in order.pull_events():
-        if isinstance(event, domain.Placed):
-            data = {
-                "order_id": str(event.order_id),
-                "customer_id": str(event.customer_id),
-                "lines": [
-                    {"sku": ln.sku, "quantity": ln.quantity, "unit_price": ln.unit_price.to_dict()}
-                    for ln in event.lines
-                ],
-                "total": event.total.to_dict(),
-                "card_token": event.card_token,
-            }
-            event_id = outbox.record(event_type=events.OrderPlaced, aggregate_id=str(event.order_id), data=data)
-            timeline_record(
-                order_id=event.order_id,
-                event_id=str(event_id),
-                type_="OrderPlaced",
-                source="orders",
-                occurred_at=timezone.now(),
-                data={k: v for k, v in data.items() if k != "card_token"},
-            )
-        elif isinstance(event, domain.ReplyIgnored):
-            pass  # the reply itself is on the timeline with the note (see stock_reply)
+# -- publishing ------------------------------------------------------------------------------------
+def _integration_event(order: domain.Order, event: DomainEvent):
+    """The integration event (contract and payload) for a domain event, if it has one."""
+    ref = {"order_id": str(order.id), "customer_id": str(order.customer_id)}
+    lines = [{"sku": ln.sku, "quantity": ln.quantity, "unit_price": ln.unit_price.to_dict()} for ln in order.lines]
+    if isinstance(event, domain.Placed):
+        return events.OrderPlaced, {
+            **ref,
+            "lines": lines,
+            "total": order.total.to_dict(),
+            "card_token": event.card_token,
+        }
+    if isinstance(event, domain.Confirmed):
+        return events.OrderConfirmed, {**ref, "lines": lines, "total": order.total.to_dict()}
+    if isinstance(event, domain.Cancelled):
+        return events.OrderCancelled, {**ref, "reason": event.reason, "total": order.total.to_dict()}
+    if isinstance(event, domain.Shipped):
+        return events.OrderShipped, ref
+    if isinstance(event, domain.Delivered):
+        return events.OrderDelivered, ref
+    return None
 
 
-def stock_reply(
-    *, order_id: uuid.UUID, reserved: bool, event_id: str, type_: str, source: str, occurred_at: datetime, data: dict
+def _commit(order: domain.Order, *, save: Order | None = None) -> list[DomainEvent]:
+    """Persist what the aggregate recorded: write model, read model, outbox and timeline."""
+    now = timezone.now()
+    if save is not None:
+        save.update_from_domain(order)
+        save.save(using=DB)
+    recorded = order.pull_events()
+    project(recorded, at=now)
+    for event in recorded:
+        published = _integration_event(order, event)
+        if published is None:
+            continue
+        event_type, data = published
+        event_id = outbox.record(event_type=event_type, aggregate_id=str(order.id), data=data)
+        visible = {k: v for k, v in data.items() if k != "card_token"}
+        timeline_record(
+            order_id=order.id,
+            event_id=str(event_id),
+            type_=event_type.name,
+            source="orders",
+            occurred_at=now,
+            data=visible,
+        )
+    return recorded
+
+
+def _locked(order_id: uuid.UUID) -> Order:
+    row = Order.objects.using(DB).select_for_update().filter(id=order_id).first()
+    if row is None:
+        raise OrderNotFound(f"no order {order_id}")
+    return row
+
+
+# -- the saga ---------------------------------------------------------------------------------------
+def saga_reply(
+    *, order_id: uuid.UUID, reply: str, event_id: str, type_: str, source: str, occurred_at: datetime, data: dict
 ) -> None:
-    """Inventory answered OrderPlaced: record it on the timeline and move the saga."""
+    """A participant answered (stock or payment): move the saga, record the reply on the timeline.
+
+    Late or contradicting replies change nothing but appear on the timeline with a note.
+    """
     with transaction.atomic(using=DB):
-        row = Order.objects.using(DB).select_for_update().filter(id=order_id).first()
-        if row is None:
-            # Inventory only answers orders we published, so the order exists; a reply for an
-            # unknown order means a foreign or corrupted event: fail loudly (dead-letter).
-            raise LookupError(f"no order {order_id}")
+        row = _locked(order_id)
         order = row.to_domain()
-        order.stock_reserved() if reserved else order.stock_rejected()
-        notes = [e.reason for e in order.pull_events() if isinstance(e, domain.ReplyIgnored)]
-        row.update_from_domain(order)
-        row.save(using=DB)
+        order.reply(reply)
+        notes = [e.note for e in order.events if isinstance(e, domain.ReplyNoted)]
         timeline_record(
             order_id=order_id,
             event_id=event_id,
             type_=type_,
             source=source,
             occurred_at=occurred_at,
-            data={**data, **({"ignored": notes[0]} if notes else {})},
+            data={**data, **({"note": "; ".join(notes)} if notes else {})},
+        )
+        _commit(order, save=row)
+
+
+def order_cancel(*, order_id: uuid.UUID, reason: str) -> Order:
+    with transaction.atomic(using=DB):
+        row = _locked(order_id)
+        order = row.to_domain()
+        order.cancel(reason)
+        _commit(order, save=row)
+    return row
+
+
+def order_ship(*, order_id: uuid.UUID) -> Order:
+    with transaction.atomic(using=DB):
+        row = _locked(order_id)
+        order = row.to_domain()
+        order.ship()
+        _commit(order, save=row)
+    return row
+
+
+def order_deliver(*, order_id: uuid.UUID) -> Order:
+    with transaction.atomic(using=DB):
+        row = _locked(order_id)
+        order = row.to_domain()
+        order.deliver()
+        _commit(order, save=row)
+    return row
+
+
+def orders_expire(*, now: datetime | None = None, limit: int = 200) -> int:
+    """Cancel PENDING orders older than the deadline (reason `timeout`). Returns how many.
+
+    Rows locked by a concurrent reply are skipped; the next run picks them up if still PENDING.
+    """
+    cutoff = (now or timezone.now()) - settings.ORDERS_PENDING_DEADLINE
+    expired = 0
+    with transaction.atomic(using=DB):
+        rows = (
+            Order.objects.using(DB)
+            .select_for_update(skip_locked=True)
+            .filter(status=domain.OrderStatus.PENDING, created_at__lt=cutoff)
+            .order_by("created_at")[:limit]
+        )
+        for row in rows:
+            order = row.to_domain()
+            if order.expire():
+                _commit(order, save=row)
+                expired += 1
+    return expired
+
+
+def timeline_note(
+    *, order_id: uuid.UUID, event_id: str, type_: str, source: str, occurred_at: datetime, data: dict
+) -> None:
+    """An event that belongs on the order's timeline but changes nothing (e.g. NotificationSent)."""
+    with transaction.atomic(using=DB):
+        timeline_record(
+            order_id=order_id, event_id=event_id, type_=type_, source=source, occurred_at=occurred_at, data=data
         )
 
 
+# -- replicas -----------------------------------------------------------------------------------------
 def product_price_upsert(*, sku: str, price: Money, active: bool | None = None) -> None:
     defaults: dict = {"price_amount": price.amount, "price_currency": price.currency}
     if active is not None:

@@ -2,7 +2,19 @@ import uuid
 
 import pytest
 
-from contexts.orders.domain import InvalidOrder, Order, OrderStatus, Placed, PriceQuote, ReplyIgnored, StockStatus
+from contexts.orders.domain import (
+    Cancelled,
+    Confirmed,
+    InvalidOrder,
+    Order,
+    OrderStateError,
+    OrderStatus,
+    PaymentStatus,
+    Placed,
+    PriceQuote,
+    ReplyNoted,
+    StockStatus,
+)
 from orderflow.domain import Money
 
 QUOTES = {
@@ -41,12 +53,82 @@ def test_place_refuses_invalid_orders(lines, code, field):
     assert error.value.code == code and error.value.field == field
 
 
-def test_stock_reply_moves_once_then_is_ignored_but_noted():
-    order = place([("A", 1)])
+def placed(lines=(("A", 1),)):
+    order = place(list(lines))
     order.pull_events()
-    order.stock_reserved()
-    assert order.stock_status is StockStatus.RESERVED and order.pull_events() == []
-    order.stock_rejected()  # a late, contradicting reply changes nothing
-    assert order.stock_status is StockStatus.RESERVED
-    [note] = order.pull_events()
-    assert isinstance(note, ReplyIgnored) and "RESERVED" in note.reason
+    return order
+
+
+def kinds(order):
+    return [type(e).__name__ for e in order.pull_events() if type(e).__name__ != "StatusChanged"]
+
+
+@pytest.mark.parametrize("first", ["stock_reserved", "payment_authorized"])
+def test_confirms_when_both_participants_succeed_in_any_order(first):
+    order = placed()
+    order.reply(first)
+    assert order.status is OrderStatus.PENDING
+    order.reply("payment_authorized" if first == "stock_reserved" else "stock_reserved")
+    assert order.status is OrderStatus.CONFIRMED
+    assert kinds(order) == ["Confirmed"]
+
+
+@pytest.mark.parametrize(
+    ("replies", "reason"),
+    [
+        (["stock_rejected"], "out_of_stock"),
+        (["payment_declined"], "payment_declined"),
+        (["payment_authorized", "stock_rejected"], "out_of_stock"),
+        (["stock_reserved", "payment_declined"], "payment_declined"),
+    ],
+)
+def test_cancels_on_the_first_failure(replies, reason):
+    order = placed()
+    for reply in replies:
+        order.reply(reply)
+    assert order.status is OrderStatus.CANCELLED and order.cancellation_reason == reason
+    cancelled = [e for e in order.pull_events() if isinstance(e, Cancelled)]
+    assert [e.reason for e in cancelled] == [reason]
+
+
+def test_late_reply_is_applied_to_its_status_but_noted_and_decides_nothing():
+    order = placed()
+    order.reply("stock_rejected")
+    order.pull_events()
+    order.reply("payment_authorized")  # late: the order is already cancelled
+    assert order.status is OrderStatus.CANCELLED and order.payment_status is PaymentStatus.AUTHORIZED
+    [note] = [e for e in order.pull_events() if isinstance(e, ReplyNoted)]
+    assert "late reply" in note.note
+    order.reply("payment_voided")  # the compensation lands
+    assert order.payment_status is PaymentStatus.VOIDED
+
+
+def test_duplicate_or_contradicting_replies_change_nothing():
+    order = placed()
+    order.reply("stock_reserved")
+    order.pull_events()
+    order.reply("stock_reserved")
+    order.reply("stock_rejected")
+    assert order.stock_status is StockStatus.RESERVED and order.status is OrderStatus.PENDING
+    assert kinds(order) == ["ReplyNoted", "ReplyNoted"]
+
+
+def test_customer_cancel_ship_deliver_and_expiry_rules():
+    order = placed()
+    order.reply("stock_reserved")
+    order.reply("payment_authorized")
+    order.ship()
+    with pytest.raises(OrderStateError):
+        order.cancel("customer_request")
+    order.deliver()
+    with pytest.raises(OrderStateError):
+        order.ship()
+    assert order.status is OrderStatus.DELIVERED and not order.expire()
+
+    pending = placed()
+    with pytest.raises(OrderStateError):
+        pending.ship()
+    assert pending.expire() and pending.cancellation_reason == "timeout"
+    with pytest.raises(OrderStateError):
+        pending.cancel("customer_request")
+    assert Confirmed not in {type(e) for e in pending.pull_events()}
