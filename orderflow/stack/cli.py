@@ -1,4 +1,4 @@
-"""`python -m orderflow.stack run | services | test [pytest args]` — see `make help`-style usage below.
+"""`python -m orderflow.stack run | services | test [pytest args]`: the dev stack's commands.
 
 run       the whole system on this machine: embedded servers for whatever the environment does not
           name (data in ./var, reused next time), the one-shot steps, then web, worker, beat and one
@@ -132,6 +132,12 @@ def cmd_run() -> int:
                 ),
             }
             supervisor = Supervisor(env, REPO_ROOT)
+            # Added (not started) first so every prefix, the one-shot steps' too, has the same width.
+            supervisor.add("web", processes.WEB, {"GUNICORN_BIND": bind})
+            supervisor.add("worker", processes.WORKER)
+            supervisor.add("beat", processes.BEAT)
+            for context in hosted:
+                supervisor.add(f"consumer-{context}", processes.consumer(context))
             for component in components:
                 supervisor.log(f"{component.name}: {'started' if component.started else 'reused'} {component.url}")
             steps = [("migrate", processes.MIGRATE), ("create-topics", processes.CREATE_TOPICS)]
@@ -145,11 +151,6 @@ def cmd_run() -> int:
                 if code != 0:
                     supervisor.log(f"step {name!r} ({shlex.join(argv)}) failed with exit code {code}; stopping")
                     return code if code > 0 else 1
-            supervisor.add("web", processes.WEB, {"GUNICORN_BIND": bind})
-            supervisor.add("worker", processes.WORKER)
-            supervisor.add("beat", processes.BEAT)
-            for context in hosted:
-                supervisor.add(f"consumer-{context}", processes.consumer(context))
             supervisor.start()
             if supervisor.wait_ready(f"{base}/health/ready", READY_TIMEOUT):
                 print(_banner(base, env), flush=True)
@@ -243,7 +244,8 @@ def cmd_test(pytest_args: list[str]) -> int:
             proc = subprocess.Popen(argv, cwd=REPO_ROOT, env={**test_env, **infra})
             while True:
                 try:
-                    return proc.wait()
+                    code = proc.wait()
+                    return code if code >= 0 else 128 - code  # killed by a signal: the shell's 128+N
                 except Interrupted as exc:
                     stop_event.clear()  # a further signal interrupts this wait again
                     if exc.args[0] != "SIGINT" and proc.poll() is None:
@@ -276,11 +278,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: python -m orderflow.stack run | services | test [pytest args...]\n\n{USAGE}")
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    if command == "run" and not rest:
-        return cmd_run()
-    if command == "services" and not rest:
-        return cmd_services()
-    if command == "test":
-        return cmd_test(rest)
+    try:
+        if command == "run" and not rest:
+            return cmd_run()
+        if command == "services" and not rest:
+            return cmd_services()
+        if command == "test":
+            return cmd_test(rest)
+    except KeyboardInterrupt:  # Ctrl-C outside the commands' own handling, e.g. during lint
+        return 130
     print(f"unknown command {shlex.join(argv)!r}; try `python -m orderflow.stack --help`", file=sys.stderr)
     return 2

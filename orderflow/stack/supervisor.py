@@ -257,7 +257,7 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(url, timeout=2) as response:
+                with urllib.request.urlopen(url, timeout=5) as response:
                     if response.status == 200:
                         return True
             except (urllib.error.URLError, OSError):
