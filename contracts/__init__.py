@@ -6,7 +6,7 @@ event_type.validate(payload)
 """
 
 # Importing the event modules registers their types.
-from contracts import catalog, customers, inventory, orders  # noqa: F401
+from contracts import catalog, customers, inventory, notifications, orders, payments  # noqa: F401
 from contracts.base import ContractError, EventType, UnknownEventType
 from contracts.registry import registry
 

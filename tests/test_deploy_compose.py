@@ -103,12 +103,8 @@ def test_compose_file_is_valid_against_the_compose_spec(compose, compose_validat
 @pytest.mark.parametrize(
     "mutate",
     [
-        pytest.param(
-            lambda c: c["services"]["orders-web"].update(comand=processes.WEB), id="unknown-key"
-        ),
-        pytest.param(
-            lambda c: c["services"]["postgres"]["healthcheck"].update(retries=[3]), id="bad-type"
-        ),
+        pytest.param(lambda c: c["services"]["orders-web"].update(comand=processes.WEB), id="unknown-key"),
+        pytest.param(lambda c: c["services"]["postgres"]["healthcheck"].update(retries=[3]), id="bad-type"),
         pytest.param(lambda c: c["services"]["gateway"].update(ports={"8000": 80}), id="bad-ports"),
         pytest.param(
             lambda c: c["services"]["orders-web"]["depends_on"]["migrate"].update(condition="done"),
@@ -146,8 +142,7 @@ def app_services(compose: dict) -> dict[str, dict]:
     return {
         name: service
         for name, service in compose["services"].items()
-        if isinstance(service.get("build"), dict)
-        and service["build"].get("dockerfile") == "deploy/Dockerfile"
+        if isinstance(service.get("build"), dict) and service["build"].get("dockerfile") == "deploy/Dockerfile"
     }
 
 
@@ -167,14 +162,10 @@ def app_service_problems(compose: dict) -> list[str]:
         hosted = environment(service).get("ORDERFLOW_CONTEXTS")
         try:
             if parse_hosted(hosted) != contexts or hosted is None:
-                problems.append(
-                    f"{name}: ORDERFLOW_CONTEXTS={hosted!r}, expected {','.join(contexts)}"
-                )
+                problems.append(f"{name}: ORDERFLOW_CONTEXTS={hosted!r}, expected {','.join(contexts)}")
         except ValueError as exc:
             problems.append(f"{name}: {exc}")
-    beats = sorted(
-        name for name, s in compose["services"].items() if s.get("command") == processes.BEAT
-    )
+    beats = sorted(name for name, s in compose["services"].items() if s.get("command") == processes.BEAT)
     if len(beats) != 1:
         problems.append(f"exactly one beat expected, found {beats}")
     return problems
@@ -209,9 +200,7 @@ def test_every_app_container_gets_the_production_environment(compose):
         assert env.get("DJANGO_SETTINGS_MODULE") == "orderflow.settings.production", name
         assert env.get("DJANGO_SECRET_KEY"), name
         assert env.get("DJANGO_ALLOWED_HOSTS"), name
-        assert env.get("DATABASE_URL") == "postgres://postgres:postgres@postgres:5432/orderflow", (
-            name
-        )
+        assert env.get("DATABASE_URL") == "postgres://postgres:postgres@postgres:5432/orderflow", name
         for ctx in ALL_CONTEXTS:
             url = urlsplit(env.get(f"{ctx.upper()}_DATABASE_URL") or "")
             assert (url.scheme, url.hostname, url.port, url.path) == (
@@ -244,9 +233,7 @@ def test_long_running_app_services_start_after_the_one_shot_steps(compose):
 def test_web_services_are_health_checked_on_readiness(compose):
     for ctx in ALL_CONTEXTS:
         test = compose["services"][f"{ctx}-web"]["healthcheck"]["test"]
-        assert test[0] == "CMD" and any(
-            f"127.0.0.1:{WEB_PORT}/health/ready" in part for part in test
-        ), ctx
+        assert test[0] == "CMD" and any(f"127.0.0.1:{WEB_PORT}/health/ready" in part for part in test), ctx
 
 
 def test_infrastructure_matches_what_the_apps_are_told(compose):
@@ -266,9 +253,7 @@ def test_infrastructure_matches_what_the_apps_are_told(compose):
         str(volume).startswith("./deploy/postgres/init-databases.sql:/docker-entrypoint-initdb.d/")
         for volume in services["postgres"]["volumes"]
     )
-    created = set(
-        re.findall(r"^\s*CREATE DATABASE (\w+)\s*;", POSTGRES_INIT.read_text(), re.M | re.I)
-    )
+    created = set(re.findall(r"^\s*CREATE DATABASE (\w+)\s*;", POSTGRES_INIT.read_text(), re.M | re.I))
     assert created == {"orderflow", *(f"orderflow_{ctx}" for ctx in ALL_CONTEXTS)}
     env = environment(services["orders-web"])
     named = {urlsplit(env[key]).path.lstrip("/") for key in env if key.endswith("DATABASE_URL")}
@@ -302,18 +287,14 @@ def test_dockerfile_runs_the_web_command_as_a_non_root_user():
 
     assert by_kind["FROM"][0].startswith("python:3.11-slim")
     assert json.loads(by_kind["CMD"][-1]) == processes.WEB  # exec form, the dev stack's command
-    assert any(
-        "DJANGO_SETTINGS_MODULE=orderflow.settings.production" in env for env in by_kind["ENV"]
-    )
+    assert any("DJANGO_SETTINGS_MODULE=orderflow.settings.production" in env for env in by_kind["ENV"])
     assert any("requirements/prod.txt" in run for run in by_kind["RUN"])
     collect = [run for run in by_kind["RUN"] if "collectstatic" in run]
     assert collect and "DJANGO_SECRET_KEY=" in collect[0] and "--noinput" in collect[0]
     user = by_kind["USER"][-1].split(":")[0]
     assert user not in ("root", "0")
     # USER comes after everything that needs root.
-    assert [k for k, _ in instructions].index("USER") > max(
-        i for i, (k, _) in enumerate(instructions) if k == "RUN"
-    )
+    assert [k for k, _ in instructions].index("USER") > max(i for i, (k, _) in enumerate(instructions) if k == "RUN")
 
 
 @pytest.mark.parametrize(
@@ -418,9 +399,7 @@ def route(locations: list[Location], uri: str) -> str:
     for name, value in location.variables.items():
         target = target.replace(name, value)
     parts = urlsplit(target)
-    assert parts.scheme == "http" and "$" not in target, (
-        f"unresolved proxy_pass {location.proxy_pass!r}"
-    )
+    assert parts.scheme == "http" and "$" not in target, f"unresolved proxy_pass {location.proxy_pass!r}"
     return parts.netloc
 
 

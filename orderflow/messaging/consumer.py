@@ -56,11 +56,16 @@ def subscriptions(context: str) -> dict[str, Handler]:
     return {event_type.type: handler for event_type, handler in module.SUBSCRIPTIONS.items()}
 
 
+class TransientError(Exception):
+    """Raise from a handler when a dependency is briefly unavailable (e.g. a payment gateway
+    timeout): the record is retried in place with backoff instead of being dead-lettered."""
+
+
 class PermanentFailure(Exception):
     """This record can never be applied as it is; it goes to the dead-letter topic."""
 
 
-TRANSIENT = (OperationalError, InterfaceError)
+TRANSIENT = (OperationalError, InterfaceError, TransientError)
 
 
 class ContextConsumer:
