@@ -11,7 +11,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
 import pytest
 from psycopg import sql
 
@@ -19,7 +18,7 @@ from orderflow.contexts_registry import ALL_CONTEXTS
 from orderflow.stack import processes
 from orderflow.stack.components import free_port
 from orderflow.stack.supervisor import Supervisor
-from tests.fixtures.processes import ROOT, database_url, process_env
+from tests.fixtures.processes import ROOT, pg_connect, process_env
 
 
 @dataclass
@@ -81,22 +80,31 @@ def eventually(check, *, timeout: float = 30.0, interval: float = 0.2, message: 
     raise AssertionError(f"not reached within {timeout}s: {message} (last: {last!r})")
 
 
+DEADLINE_SECONDS = 6
+PAYMENT_LIMIT = "500.00"
+
+
 @dataclass
 class Stack:
     base: str
     supervisor: Supervisor
     log: Path
     env: dict[str, str]
+    database_name: str
+    namespace: str
 
     def http(self) -> Http:
         return Http(self.base)
+
+    def database(self, context: str) -> str:
+        return f"{self.database_name}_{context}"
 
     def log_tail(self, lines: int = 80) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
 def _drop_databases(name: str) -> None:
-    with psycopg.connect(database_url("postgres"), autocommit=True) as conn:
+    with pg_connect("postgres") as conn:
         for database in [name, *(f"{name}_{c}" for c in ALL_CONTEXTS)]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
 
@@ -114,10 +122,14 @@ def stack(tmp_path_factory) -> Stack:
         GUNICORN_BIND=f"127.0.0.1:{port}",
         WEB_CONCURRENCY="2",
         CELERY_BEAT_SCHEDULE_FILENAME=str(workdir / "beat-schedule"),
+        # Short enough to test expiry, long enough for every normal saga to finish first.
+        ORDERS_PENDING_DEADLINE_SECONDS=str(DEADLINE_SECONDS),
+        ORDERS_DEADLINE_CHECK_SECONDS="1",
+        PAYMENTS_SINGLE_PAYMENT_LIMIT=PAYMENT_LIMIT,
     )
     out = log.open("w", buffering=1)
     supervisor = Supervisor(env=env, cwd=ROOT, out=out)
-    stack = Stack(f"http://127.0.0.1:{port}", supervisor, log, env)
+    stack = Stack(f"http://127.0.0.1:{port}", supervisor, log, env, database, f"e2e{run_id}")
     try:
         for name, argv in [
             ("migrate", processes.MIGRATE),
