@@ -38,6 +38,19 @@ class ProductPatch(serializers.Serializer):
     active = serializers.BooleanField(required=False)
 
 
+PRODUCT_EXAMPLE = OpenApiExample(
+    "product",
+    response_only=True,
+    value={
+        "sku": "SKU-0001",
+        "name": "Espresso cup",
+        "description": "Porcelain espresso cup, 90 ml",
+        "price": {"amount": "12.50", "currency": "USD"},
+        "active": True,
+    },
+)
+
+
 class ProductListApi(generics.ListAPIView):
     serializer_class = ProductOut
 
@@ -52,6 +65,7 @@ class ProductListApi(generics.ListAPIView):
             OpenApiParameter("search", OpenApiTypes.STR, description="full-text search over name and description")
         ],
         summary="List or search products",
+        examples=[PRODUCT_EXAMPLE],
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -70,7 +84,8 @@ class ProductListApi(generics.ListAPIView):
                     "description": "Porcelain, 90 ml",
                     "price": {"amount": "12.50", "currency": "USD"},
                 },
-            )
+            ),
+            PRODUCT_EXAMPLE,
         ],
     )
     def post(self, request):
@@ -87,7 +102,7 @@ class ProductDetailApi(APIView):
     def get_permissions(self):
         return [IsStaff()] if self.request.method == "PATCH" else [AllowAny()]
 
-    @extend_schema(responses={200: ProductOut}, summary="A product")
+    @extend_schema(responses={200: ProductOut}, summary="A product", examples=[PRODUCT_EXAMPLE])
     def get(self, request, sku: str):
         product = Product.objects.using(services.DB).filter(sku=sku).first()
         if product is None:
@@ -101,6 +116,7 @@ class ProductDetailApi(APIView):
         examples=[
             OpenApiExample("new price", request_only=True, value={"price": {"amount": "9.99", "currency": "USD"}}),
             OpenApiExample("discontinue", request_only=True, value={"active": False}),
+            PRODUCT_EXAMPLE,
         ],
     )
     def patch(self, request, sku: str):

@@ -49,6 +49,16 @@ class RefreshIn(serializers.Serializer):
     refresh = serializers.CharField()
 
 
+TOKENS_EXAMPLE = OpenApiExample(
+    "tokens", response_only=True, value={"access": "eyJhbGciOiJIUzI1NiIs…", "refresh": "eyJhbGciOiJIUzI1NiIs…"}
+)
+ME_EXAMPLE = OpenApiExample(
+    "me",
+    response_only=True,
+    value={"id": "6f1c1f8e-2b7a-4d51-9d55-0c8f8e3b7a10", "email": "ada@example.com", "name": "Ada", "active": True},
+)
+
+
 class CustomerRegisterApi(APIView):
     permission_classes = [AllowAny]
 
@@ -61,7 +71,12 @@ class CustomerRegisterApi(APIView):
                 "new customer",
                 value={"email": "ada@example.com", "password": "s3cret-pass", "name": "Ada"},
                 request_only=True,
-            )
+            ),
+            OpenApiExample(
+                "registered",
+                response_only=True,
+                value={"id": "6f1c1f8e-2b7a-4d51-9d55-0c8f8e3b7a10", "email": "ada@example.com", "name": "Ada"},
+            ),
         ],
     )
     def post(self, request):
@@ -77,7 +92,17 @@ class CustomerRegisterApi(APIView):
 class TokenObtainApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(request=TokenIn, responses={200: TokenOut}, summary="Obtain access and refresh JWTs")
+    @extend_schema(
+        request=TokenIn,
+        responses={200: TokenOut},
+        summary="Obtain access and refresh JWTs",
+        examples=[
+            OpenApiExample(
+                "credentials", request_only=True, value={"email": "ada@example.com", "password": "s3cret-pass"}
+            ),
+            TOKENS_EXAMPLE,
+        ],
+    )
     def post(self, request):
         data = TokenIn(data=request.data)
         data.is_valid(raise_exception=True)
@@ -91,7 +116,10 @@ class TokenRefreshApi(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        request=RefreshIn, responses={200: TokenOut}, summary="Refresh the access token (rotates the refresh token)"
+        request=RefreshIn,
+        responses={200: TokenOut},
+        summary="Refresh the access token (rotates the refresh token)",
+        examples=[TOKENS_EXAMPLE],
     )
     def post(self, request):
         data = RefreshIn(data=request.data)
@@ -113,7 +141,7 @@ class MeApi(APIView):
             raise exceptions.NotFound("No account for this token.")
         return account
 
-    @extend_schema(responses={200: MeOut}, summary="The authenticated customer")
+    @extend_schema(responses={200: MeOut}, summary="The authenticated customer", examples=[ME_EXAMPLE])
     def get(self, request):
         return Response(MeOut(self._account(request)).data)
 
@@ -121,7 +149,10 @@ class MeApi(APIView):
         request=MePatch,
         responses={200: MeOut},
         summary="Change your name or email",
-        examples=[OpenApiExample("new email", request_only=True, value={"email": "ada.lovelace@example.com"})],
+        examples=[
+            OpenApiExample("new email", request_only=True, value={"email": "ada.lovelace@example.com"}),
+            ME_EXAMPLE,
+        ],
     )
     def patch(self, request):
         account = self._account(request)

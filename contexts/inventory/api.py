@@ -32,6 +32,11 @@ class AdjustIn(serializers.Serializer):
         return value
 
 
+STOCK_EXAMPLE = OpenApiExample(
+    "stock", response_only=True, value={"sku": "SKU-0001", "on_hand": 100, "reserved": 2, "available": 98}
+)
+
+
 def _not_found(sku: str) -> exceptions.NotFound:
     return exceptions.NotFound(f"No stock for sku {sku}.")
 
@@ -39,7 +44,7 @@ def _not_found(sku: str) -> exceptions.NotFound:
 class StockDetailApi(APIView):
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: StockOut}, summary="Stock of a sku")
+    @extend_schema(responses={200: StockOut}, summary="Stock of a sku", examples=[STOCK_EXAMPLE])
     def get(self, request, sku: str):
         item = StockItem.objects.using(services.DB).filter(sku=sku).first()
         if item is None:
@@ -54,7 +59,10 @@ class StockAdjustApi(APIView):
         request=AdjustIn,
         responses={200: StockOut},
         summary="Adjust stock (staff)",
-        examples=[OpenApiExample("delivery", request_only=True, value={"delta": 50, "reason": "delivery"})],
+        examples=[
+            OpenApiExample("delivery", request_only=True, value={"delta": 50, "reason": "delivery"}),
+            STOCK_EXAMPLE,
+        ],
     )
     def post(self, request, sku: str):
         data = AdjustIn(data=request.data)

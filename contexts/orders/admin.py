@@ -34,6 +34,7 @@ class OrderAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "stock_status", "payment_status"]
     search_fields = ["id", "customer_id"]
+    search_help_text = "order id, customer id or customer email"
     inlines = [OrderLineInline]
     readonly_fields = [
         "id",
@@ -48,6 +49,14 @@ class OrderAdmin(admin.ModelAdmin):
         "updated_at",
         "timeline",
     ]
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        term = search_term.strip()
+        if "@" in term:  # an email: orders of the customers the replica knows by that address
+            customers = CustomerStatus.objects.using("orders").filter(email__iexact=term).values("customer_id")
+            queryset |= self.model.objects.using("orders").filter(customer_id__in=customers)
+        return queryset, may_have_duplicates
 
     @admin.display(description="timeline")
     def timeline(self, order):

@@ -78,6 +78,39 @@ class TimelineOut(serializers.Serializer):
     data = serializers.JSONField()
 
 
+ORDER_EXAMPLE = OpenApiExample(
+    "order",
+    response_only=True,
+    value={
+        "id": "3b0c5f9e-8a1d-4c8e-9a53-2f1d0c7b6a41",
+        "status": "CONFIRMED",
+        "lines": [{"sku": "SKU-0001", "quantity": 2, "unit_price": {"amount": "12.50", "currency": "USD"}}],
+        "total": {"amount": "25.00", "currency": "USD"},
+        "payment_status": "CAPTURED",
+        "stock_status": "COMMITTED",
+        "cancellation_reason": None,
+        "created_at": "2026-11-21T10:00:00.000000Z",
+        "updated_at": "2026-11-21T10:00:00.950000Z",
+    },
+)
+ACCEPTED_EXAMPLE = OpenApiExample(
+    "accepted",
+    response_only=True,
+    status_codes=["202"],
+    value={**ORDER_EXAMPLE.value, "status": "PENDING", "payment_status": "PENDING", "stock_status": "PENDING"},
+)
+TIMELINE_EXAMPLE = OpenApiExample(
+    "timeline",
+    response_only=True,
+    value=[
+        {"type": "OrderPlaced", "source": "orders", "occurred_at": "2026-11-21T10:00:00.000000Z", "data": {}},
+        {"type": "StockReserved", "source": "inventory", "occurred_at": "2026-11-21T10:00:00.400000Z", "data": {}},
+        {"type": "PaymentAuthorized", "source": "payments", "occurred_at": "2026-11-21T10:00:00.420000Z", "data": {}},
+        {"type": "OrderConfirmed", "source": "orders", "occurred_at": "2026-11-21T10:00:00.450000Z", "data": {}},
+    ],
+)
+
+
 def _location(request, order_id: uuid.UUID) -> str:
     return request.build_absolute_uri(reverse("order-detail", args=[order_id]))
 
@@ -97,6 +130,7 @@ class OrderListApi(generics.ListAPIView):
     @extend_schema(
         parameters=[OpenApiParameter("status", OpenApiTypes.STR, enum=list(OrderStatus.__members__))],
         summary="Orders: your own, or all for staff",
+        examples=[ORDER_EXAMPLE],
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -118,7 +152,8 @@ class OrderListApi(generics.ListAPIView):
                 "two cups",
                 request_only=True,
                 value={"lines": [{"sku": "SKU-0001", "quantity": 2}], "payment": {"card_token": "tok_visa"}},
-            )
+            ),
+            ACCEPTED_EXAMPLE,
         ],
     )
     def post(self, request):
@@ -150,7 +185,7 @@ class OrderListApi(generics.ListAPIView):
 class OrderDetailApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: OrderOut}, summary="An order (owner or staff)")
+    @extend_schema(responses={200: OrderOut}, summary="An order (owner or staff)", examples=[ORDER_EXAMPLE])
     def get(self, request, order_id: uuid.UUID):
         return Response(OrderOut(_visible_or_404(request, order_id)).data)
 
@@ -158,7 +193,11 @@ class OrderDetailApi(APIView):
 class OrderTimelineApi(APIView):
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: TimelineOut(many=True)}, summary="Every event of the order's saga, in order")
+    @extend_schema(
+        responses={200: TimelineOut(many=True)},
+        summary="Every event of the order's saga, in order",
+        examples=[TIMELINE_EXAMPLE],
+    )
     def get(self, request, order_id: uuid.UUID):
         _visible_or_404(request, order_id)
         return Response(TimelineOut(selectors.order_timeline(order_id=order_id), many=True).data)
@@ -182,7 +221,15 @@ class OrderCancelApi(APIView):
         request=CancelIn,
         responses={202: OrderOut},
         summary="Cancel an order (owner or staff); stock and payment compensations follow",
-        examples=[OpenApiExample("changed my mind", request_only=True, value={"reason": "ordered twice"})],
+        examples=[
+            OpenApiExample("changed my mind", request_only=True, value={"reason": "ordered twice"}),
+            OpenApiExample(
+                "cancelled",
+                response_only=True,
+                status_codes=["202"],
+                value={**ORDER_EXAMPLE.value, "status": "CANCELLED", "cancellation_reason": "customer_request"},
+            ),
+        ],
     )
     def post(self, request, order_id: uuid.UUID):
         _visible_or_404(request, order_id)
@@ -201,7 +248,7 @@ def _staff_transition(name: str, service, summary: str):
     class TransitionApi(APIView):
         permission_classes = [IsStaff]
 
-        @extend_schema(request=None, responses={200: OrderOut}, summary=summary)
+        @extend_schema(request=None, responses={200: OrderOut}, summary=summary, examples=[ORDER_EXAMPLE])
         def post(self, request, order_id: uuid.UUID):
             if not OrderView.objects.using(services.DB).filter(id=order_id).exists():
                 raise exceptions.NotFound("No such order.")

@@ -29,7 +29,11 @@ def on_product_discontinued(event: Event) -> None:
 
 
 def on_customer_registered(event: Event) -> None:
-    services.customer_status_set(customer_id=uuid.UUID(event.data["customer_id"]), active=True)
+    services.customer_status_set(customer_id=uuid.UUID(event.data["customer_id"]), email=event.data["email"])
+
+
+def on_customer_email_changed(event: Event) -> None:
+    services.customer_status_set(customer_id=uuid.UUID(event.data["customer_id"]), email=event.data["email"])
 
 
 def on_customer_deactivated(event: Event) -> None:
@@ -68,6 +72,7 @@ SUBSCRIPTIONS = {
     catalog.ProductPriceChanged: on_product_price_changed,
     catalog.ProductDiscontinued: on_product_discontinued,
     customers.CustomerRegistered: on_customer_registered,
+    customers.CustomerEmailChanged: on_customer_email_changed,
     customers.CustomerDeactivated: on_customer_deactivated,
     inventory.StockReserved: _reply("stock_reserved"),
     inventory.StockReservationFailed: _reply("stock_rejected"),

@@ -35,11 +35,13 @@ class CustomerStatus(models.Model):
     """Orders' replica of customer accounts (from Customer* events)."""
 
     customer_id = models.UUIDField(primary_key=True)
+    # Kept so staff can find orders by the customer's email in the admin.
+    email = models.EmailField(blank=True, default="", db_index=True)
     active = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"{self.customer_id} {'active' if self.active else 'deactivated'}"
+        return f"{self.email or self.customer_id} {'active' if self.active else 'deactivated'}"
 
 
 class Order(models.Model):

@@ -270,5 +270,7 @@ def product_discontinue(*, sku: str) -> None:
     ProductPrice.objects.using(DB).filter(sku=sku).update(active=False, updated_at=timezone.now())
 
 
-def customer_status_set(*, customer_id: uuid.UUID, active: bool) -> None:
-    CustomerStatus.objects.using(DB).update_or_create(customer_id=customer_id, defaults={"active": active})
+def customer_status_set(*, customer_id: uuid.UUID, active: bool | None = None, email: str | None = None) -> None:
+    """Upsert the customer replica; only the given fields change (events carry one fact each)."""
+    changes = {k: v for k, v in (("active", active), ("email", email)) if v is not None}
+    CustomerStatus.objects.using(DB).update_or_create(customer_id=customer_id, defaults=changes)

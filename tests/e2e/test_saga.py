@@ -236,6 +236,36 @@ def test_duplicated_and_late_replies_change_nothing(shop, stack):
     assert len(shop.payments(kate, order["id"])) == 1
 
 
+def test_price_changes_and_discontinuation_reach_orders(shop):
+    sku = shop.product(price="10.00", stock=10)
+    lena = shop.customer()
+    before = shop.place(lena, [(sku, 1)])
+    assert before["total"]["amount"] == "10.00"
+    assert (
+        shop.staff.patch(f"/api/catalog/products/{sku}/", {"price": {"amount": "8.00", "currency": "USD"}}).status
+        == 200
+    )
+
+    def repriced():
+        body = {"lines": [{"sku": sku, "quantity": 1}]}
+        response = lena.post("/api/orders/", body)
+        if response.body["total"]["amount"] == "8.00":
+            shop.orders.append((lena, response.body["id"]))
+            return response.body
+        shop.orders.append((lena, response.body["id"]))
+        return None
+
+    assert eventually(repriced, message="new price used")["lines"][0]["unit_price"]["amount"] == "8.00"
+    assert shop.wait(lena, before["id"], status="CONFIRMED")["total"]["amount"] == "10.00"  # price at placement
+
+    assert shop.staff.patch(f"/api/catalog/products/{sku}/", {"active": False}).status == 200
+    refused = eventually(
+        lambda: (r := lena.post("/api/orders/", {"lines": [{"sku": sku, "quantity": 1}]})).status == 400 and r,
+        message="discontinued sku refused",
+    )
+    assert refused.body["errors"][0]["field"] == "lines.0.sku"
+
+
 def test_invariants_hold_after_every_scenario(shop, stack):
     """architecture.md: whenever no order is PENDING, whatever was retried, duplicated or crashed."""
     staff = shop.staff

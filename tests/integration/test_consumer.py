@@ -140,3 +140,45 @@ def test_unknown_version_of_a_subscribed_event_is_dead_lettered_foreign_types_sk
     [dead] = read_topic(dlq_topic("inventory"), expect=1)
     assert "unknown version" in dict(dead.headers())["dlq_error_message"].decode()
     assert json.loads(dead.value()) == newer.data
+
+
+def test_sigterm_drains_commits_and_leaves_the_group(kafka_ns, test_db_env):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.fixtures.processes import ROOT
+
+    StockItem.objects.using("inventory").create(sku="SKU-G", on_hand=5)
+    first = order_placed(uuid.uuid4(), "SKU-G", 1)
+    send(first)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "consume", "inventory"],
+        cwd=ROOT,
+        env=test_db_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while InboxEvent.objects.using("inventory").count() < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert InboxEvent.objects.using("inventory").count() == 1
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        process.kill()
+    log = process.stderr.read()
+    assert "draining and leaving the group" in log and "stopped (applied 1" in log
+
+    # The offset was committed on the way out: a new member of the group starts after the record,
+    # and (having left the group) the old member's partitions are handed over at once.
+    second = order_placed(uuid.uuid4(), "SKU-G", 1)
+    send(second)
+    started = time.monotonic()
+    restarted = ContextConsumer("inventory")
+    restarted.run(idle_exit_after=2.0)
+    assert (restarted.applied, restarted.skipped) == (1, 0)
+    assert time.monotonic() - started < 15
+    assert StockItem.objects.using("inventory").get(sku="SKU-G").reserved == 2
