@@ -6,7 +6,16 @@ from django.db import models
 
 from contexts.catalog.domain import Product as ProductAggregate
 from orderflow.domain import Money
-from orderflow.messaging.models import InboxEventBase, OutboxEventBase, inbox_constraints, outbox_indexes
+from orderflow.messaging.models import (
+    DeadLetterBase,
+    InboxEventBase,
+    OutboxEventBase,
+    ParkedKeyBase,
+    dead_letter_constraints,
+    inbox_constraints,
+    outbox_indexes,
+    parked_key_constraints,
+)
 
 SEARCH_CONFIG = "english"
 
@@ -53,3 +62,13 @@ class OutboxEvent(OutboxEventBase):
 class InboxEvent(InboxEventBase):
     class Meta(InboxEventBase.Meta):
         constraints = inbox_constraints("catalog")
+
+
+class DeadLetter(DeadLetterBase):
+    class Meta(DeadLetterBase.Meta):
+        constraints = dead_letter_constraints("catalog")
+
+
+class ParkedKey(ParkedKeyBase):
+    class Meta(ParkedKeyBase.Meta):
+        constraints = parked_key_constraints("catalog")

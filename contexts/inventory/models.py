@@ -3,7 +3,16 @@ from __future__ import annotations
 from django.db import models
 
 from contexts.inventory.domain import StockItem as StockAggregate
-from orderflow.messaging.models import InboxEventBase, OutboxEventBase, inbox_constraints, outbox_indexes
+from orderflow.messaging.models import (
+    DeadLetterBase,
+    InboxEventBase,
+    OutboxEventBase,
+    ParkedKeyBase,
+    dead_letter_constraints,
+    inbox_constraints,
+    outbox_indexes,
+    parked_key_constraints,
+)
 
 
 class StockItem(models.Model):
@@ -80,3 +89,13 @@ class OutboxEvent(OutboxEventBase):
 class InboxEvent(InboxEventBase):
     class Meta(InboxEventBase.Meta):
         constraints = inbox_constraints("inventory")
+
+
+class DeadLetter(DeadLetterBase):
+    class Meta(DeadLetterBase.Meta):
+        constraints = dead_letter_constraints("inventory")
+
+
+class ParkedKey(ParkedKeyBase):
+    class Meta(ParkedKeyBase.Meta):
+        constraints = parked_key_constraints("inventory")

@@ -6,7 +6,16 @@ from django.db import models
 from django.utils import timezone
 
 from contexts.notifications.domain import Kind, Recipient
-from orderflow.messaging.models import InboxEventBase, OutboxEventBase, inbox_constraints, outbox_indexes
+from orderflow.messaging.models import (
+    DeadLetterBase,
+    InboxEventBase,
+    OutboxEventBase,
+    ParkedKeyBase,
+    dead_letter_constraints,
+    inbox_constraints,
+    outbox_indexes,
+    parked_key_constraints,
+)
 
 
 class Contact(models.Model):
@@ -77,3 +86,13 @@ class OutboxEvent(OutboxEventBase):
 class InboxEvent(InboxEventBase):
     class Meta(InboxEventBase.Meta):
         constraints = inbox_constraints("notifications")
+
+
+class DeadLetter(DeadLetterBase):
+    class Meta(DeadLetterBase.Meta):
+        constraints = dead_letter_constraints("notifications")
+
+
+class ParkedKey(ParkedKeyBase):
+    class Meta(ParkedKeyBase.Meta):
+        constraints = parked_key_constraints("notifications")

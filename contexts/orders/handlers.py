@@ -16,28 +16,37 @@ from orderflow.messaging.consumer import Event
 
 def on_product_added(event: Event) -> None:
     services.product_price_upsert(
-        sku=event.data["sku"], price=Money.from_dict(event.data["price"]), active=event.data["active"]
+        sku=event.data["sku"],
+        price=Money.from_dict(event.data["price"]),
+        active=event.data["active"],
+        occurred_at=event.time,
     )
 
 
 def on_product_price_changed(event: Event) -> None:
-    services.product_price_upsert(sku=event.data["sku"], price=Money.from_dict(event.data["price"]))
+    services.product_price_upsert(
+        sku=event.data["sku"], price=Money.from_dict(event.data["price"]), occurred_at=event.time
+    )
 
 
 def on_product_discontinued(event: Event) -> None:
-    services.product_discontinue(sku=event.data["sku"])
+    services.product_discontinue(sku=event.data["sku"], occurred_at=event.time)
 
 
 def on_customer_registered(event: Event) -> None:
-    services.customer_status_set(customer_id=uuid.UUID(event.data["customer_id"]), email=event.data["email"])
+    services.customer_status_set(
+        customer_id=uuid.UUID(event.data["customer_id"]), email=event.data["email"], occurred_at=event.time
+    )
 
 
 def on_customer_email_changed(event: Event) -> None:
-    services.customer_status_set(customer_id=uuid.UUID(event.data["customer_id"]), email=event.data["email"])
+    services.customer_status_set(
+        customer_id=uuid.UUID(event.data["customer_id"]), email=event.data["email"], occurred_at=event.time
+    )
 
 
 def on_customer_deactivated(event: Event) -> None:
-    services.customer_status_set(customer_id=uuid.UUID(event.data["customer_id"]), active=False)
+    services.customer_status_set(customer_id=uuid.UUID(event.data["customer_id"]), active=False, occurred_at=event.time)
 
 
 def _reply(kind: str):

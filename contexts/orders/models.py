@@ -8,7 +8,16 @@ from contexts.orders.domain import Order as OrderAggregate
 from contexts.orders.domain import OrderLine as DomainLine
 from contexts.orders.domain import OrderStatus, PaymentStatus, PriceQuote, StockStatus
 from orderflow.domain import Money
-from orderflow.messaging.models import InboxEventBase, OutboxEventBase, inbox_constraints, outbox_indexes
+from orderflow.messaging.models import (
+    DeadLetterBase,
+    InboxEventBase,
+    OutboxEventBase,
+    ParkedKeyBase,
+    dead_letter_constraints,
+    inbox_constraints,
+    outbox_indexes,
+    parked_key_constraints,
+)
 
 
 def _choices(enum) -> list[tuple[str, str]]:
@@ -22,6 +31,8 @@ class ProductPrice(models.Model):
     price_amount = models.DecimalField(max_digits=12, decimal_places=2)
     price_currency = models.CharField(max_length=3)
     active = models.BooleanField(default=True)
+    # Time of the newest catalog event applied: an older (stale, e.g. replayed) one is ignored.
+    source_time = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -38,6 +49,8 @@ class CustomerStatus(models.Model):
     # Kept so staff can find orders by the customer's email in the admin.
     email = models.EmailField(blank=True, default="", db_index=True)
     active = models.BooleanField(default=True)
+    # Time of the newest customer event applied: an older (stale, e.g. replayed) one is ignored.
+    source_time = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -172,3 +185,13 @@ class OutboxEvent(OutboxEventBase):
 class InboxEvent(InboxEventBase):
     class Meta(InboxEventBase.Meta):
         constraints = inbox_constraints("orders")
+
+
+class DeadLetter(DeadLetterBase):
+    class Meta(DeadLetterBase.Meta):
+        constraints = dead_letter_constraints("orders")
+
+
+class ParkedKey(ParkedKeyBase):
+    class Meta(ParkedKeyBase.Meta):
+        constraints = parked_key_constraints("orders")

@@ -259,18 +259,42 @@ def timeline_note(
 
 
 # -- replicas -----------------------------------------------------------------------------------------
-def product_price_upsert(*, sku: str, price: Money, active: bool | None = None) -> None:
-    defaults: dict = {"price_amount": price.amount, "price_currency": price.currency}
+def _replicate(model, lookup: dict, changes: dict, occurred_at: datetime | None) -> bool:
+    """Apply one source event to a replica row unless a newer event was applied already.
+
+    Events of one aggregate arrive in order on their partition; a stale one can still come from a
+    replay or a dead letter re-sent late, and must not undo newer facts. Returns whether applied.
+    """
+    with transaction.atomic(using=DB):
+        row = model.objects.using(DB).select_for_update().filter(**lookup).first()
+        if row is not None and occurred_at and row.source_time and occurred_at < row.source_time:
+            return False
+        values = {**changes, **({"source_time": occurred_at} if occurred_at else {})}
+        if row is None:
+            model.objects.using(DB).create(**lookup, **values)
+        else:
+            model.objects.using(DB).filter(**lookup).update(**values, updated_at=timezone.now())
+        return True
+
+
+def product_price_upsert(
+    *, sku: str, price: Money, active: bool | None = None, occurred_at: datetime | None = None
+) -> bool:
+    changes: dict = {"price_amount": price.amount, "price_currency": price.currency}
     if active is not None:
-        defaults["active"] = active
-    ProductPrice.objects.using(DB).update_or_create(sku=sku, defaults=defaults)
+        changes["active"] = active
+    return _replicate(ProductPrice, {"sku": sku}, changes, occurred_at)
 
 
-def product_discontinue(*, sku: str) -> None:
-    ProductPrice.objects.using(DB).filter(sku=sku).update(active=False, updated_at=timezone.now())
+def product_discontinue(*, sku: str, occurred_at: datetime | None = None) -> bool:
+    if not ProductPrice.objects.using(DB).filter(sku=sku).exists():
+        return False  # never seen (or purged): nothing to discontinue, orders refuse unknown skus anyway
+    return _replicate(ProductPrice, {"sku": sku}, {"active": False}, occurred_at)
 
 
-def customer_status_set(*, customer_id: uuid.UUID, active: bool | None = None, email: str | None = None) -> None:
+def customer_status_set(
+    *, customer_id: uuid.UUID, active: bool | None = None, email: str | None = None, occurred_at: datetime | None = None
+) -> bool:
     """Upsert the customer replica; only the given fields change (events carry one fact each)."""
     changes = {k: v for k, v in (("active", active), ("email", email)) if v is not None}
-    CustomerStatus.objects.using(DB).update_or_create(customer_id=customer_id, defaults=changes)
+    return _replicate(CustomerStatus, {"customer_id": customer_id}, changes, occurred_at)

@@ -7,7 +7,16 @@ from django.db import models
 from contexts.payments.domain import DeclineReason, PaymentStatus
 from contexts.payments.domain import Payment as PaymentAggregate
 from orderflow.domain import Money
-from orderflow.messaging.models import InboxEventBase, OutboxEventBase, inbox_constraints, outbox_indexes
+from orderflow.messaging.models import (
+    DeadLetterBase,
+    InboxEventBase,
+    OutboxEventBase,
+    ParkedKeyBase,
+    dead_letter_constraints,
+    inbox_constraints,
+    outbox_indexes,
+    parked_key_constraints,
+)
 
 
 def _choices(enum) -> list[tuple[str, str]]:
@@ -70,3 +79,13 @@ class OutboxEvent(OutboxEventBase):
 class InboxEvent(InboxEventBase):
     class Meta(InboxEventBase.Meta):
         constraints = inbox_constraints("payments")
+
+
+class DeadLetter(DeadLetterBase):
+    class Meta(DeadLetterBase.Meta):
+        constraints = dead_letter_constraints("payments")
+
+
+class ParkedKey(ParkedKeyBase):
+    class Meta(ParkedKeyBase.Meta):
+        constraints = parked_key_constraints("payments")

@@ -1,14 +1,18 @@
-"""A context's Kafka consumer: at-least-once delivery, exactly-once effect.
+"""A context's Kafka consumer: at-least-once delivery, exactly-once effect, nothing blocked.
 
 For each record: parse the CloudEvent, validate and upcast it against its contract, then in ONE
 database transaction insert the inbox row (unique per consumer and event id) and run the handler.
 Only after that commit is the offset stored (and auto-committed from the store), so a crash
 anywhere replays the record and the inbox turns the replay into a no-op.
 
-Failures: database/broker outages are transient and retried in place with backoff (the offset
-does not move); a record that can never succeed (malformed, schema-invalid, unknown version of a
-subscribed event, handler error) is dead-lettered to `<ns>.<context>.dlq` with headers saying
-why, and the partition moves on.
+Failures:
+- transient (database or broker unavailable, `TransientError` from a handler): retried in place
+  with backoff; the offset does not move past an unapplied record.
+- permanent (malformed, schema-invalid, unknown version of a subscribed event, handler error):
+  the record goes to the context's retry topic with a delay and an attempt count, and its key is
+  parked so the aggregate's later records queue behind it (see orderflow/messaging/retry.py);
+  after the last attempt it is dead-lettered — stored for the admin and published to
+  `<ns>.<context>.dlq` with headers saying why — and the key's queue moves on.
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from django.conf import settings
 from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections, transaction
 
 from contracts import ContractError, EventType, UnknownEventType, registry
 from orderflow import tracing
 from orderflow.faults import crash_point
+from orderflow.messaging import deadletters
 from orderflow.messaging.envelope import Envelope, MalformedEvent
 from orderflow.messaging.inbox import claim
-from orderflow.messaging.kafka import consumer_config, dlq_topic, producer_config, topic_name
+from orderflow.messaging.kafka import consumer_config, dlq_topic, producer_config, retry_topic, topic_name
+from orderflow.messaging.retry import Delivery, ParkedKeys, delivery_of, now_ms, retry_headers
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +69,7 @@ class TransientError(Exception):
 
 
 class PermanentFailure(Exception):
-    """This record can never be applied as it is; it goes to the dead-letter topic."""
+    """This record cannot be applied as it is now: retry later, then dead-letter."""
 
 
 TRANSIENT = (OperationalError, InterfaceError, TransientError)
@@ -77,20 +84,29 @@ class ContextConsumer:
         batch_size: int = 500,
         handlers: dict[str, Handler] | None = None,
         config: dict | None = None,
+        retry_delays: list[float] | None = None,
     ) -> None:
         self.context = context
-        self.name = group_id or f"orderflow.{context}"
+        # The group (and inbox consumer name) is per namespace: stacks sharing a broker never share
+        # a group. With the default namespace it is `orderflow.<context>`.
+        self.name = group_id or f"{settings.KAFKA_TOPIC_NAMESPACE}.{context}"
         self.handlers = handlers if handlers is not None else subscriptions(context)
         self.batch_size = batch_size
-        self.topics = sorted({topic_name(registry.get(t).stream) for t in self.handlers})
+        self.retry_topic = retry_topic(context)
+        self.retry_delays = list(settings.CONSUMER_RETRY_DELAYS if retry_delays is None else retry_delays)
+        streams = sorted({topic_name(registry.get(t).stream) for t in self.handlers})
+        self.topics = [*streams, self.retry_topic] if streams else []
         # (context, name) pairs we handle: a newer version of one of them is a permanent failure,
         # anything else on these topics is not for us and is skipped.
         self._subscribed_names = {(registry.get(t).context, registry.get(t).name) for t in self.handlers}
         self._config = consumer_config(self.name, **(config or {}))
-        self._dlq_producer: Producer | None = None
+        self._producer: Producer | None = None
+        self.parked = ParkedKeys(context, self.name)
+        self._paused: dict[tuple[str, int], int] = {}  # retry partitions waiting until (epoch ms)
         self.stop_event = threading.Event()
         self.applied = 0
         self.skipped = 0
+        self.retried = 0
         self.dead_lettered = 0
 
     # -- the loop ------------------------------------------------------------------------------
@@ -106,13 +122,19 @@ class ContextConsumer:
 
         def on_assign(_consumer, partitions) -> None:
             assigned_at.append(time.monotonic())
+            self.parked.reload()  # another member may have parked keys of these partitions
             log.info("consumer %s assigned %d partition(s)", self.name, len(partitions))
 
-        consumer.subscribe(self.topics, on_assign=on_assign)
+        def on_revoke(_consumer, partitions) -> None:
+            for tp in partitions:
+                self._paused.pop((tp.topic, tp.partition), None)
+
+        consumer.subscribe(self.topics, on_assign=on_assign, on_revoke=on_revoke)
         log.info("consumer %s subscribed to %s", self.name, ", ".join(self.topics))
         last_message = 0.0
         try:
             while not self.stop_event.is_set():
+                self._resume_due(consumer)
                 messages = consumer.consume(num_messages=self.batch_size, timeout=0.5)
                 if not messages:
                     close_old_connections()
@@ -120,7 +142,8 @@ class ContextConsumer:
                     if (
                         idle_exit_after is not None
                         and assigned_at
-                        and (time.monotonic() - max(last_message, assigned_at[-1]) > idle_exit_after)
+                        and not self._paused
+                        and time.monotonic() - max(last_message, assigned_at[-1]) > idle_exit_after
                     ):
                         return
                     continue
@@ -133,7 +156,9 @@ class ContextConsumer:
                         if error.code() != KafkaError._PARTITION_EOF:
                             log.warning("consumer %s: %s", self.name, error)
                         continue
-                    self.process(message)
+                    if (message.topic(), message.partition()) in self._paused or self._defer(consumer, message):
+                        continue  # a delayed retry: fetched again when its partition resumes
+                    self.handle(message)
                     crash_point("consumer_before_offset_store")
                     consumer.store_offsets(message=message)
         finally:
@@ -143,29 +168,98 @@ class ContextConsumer:
             except Exception as exc:  # nothing stored yet, or broker gone: the inbox covers us
                 log.debug("final commit: %s", exc)
             consumer.close()
-            if self._dlq_producer is not None:
-                self._dlq_producer.flush(10)
+            if self._producer is not None:
+                self._producer.flush(10)
             log.info(
-                "consumer %s stopped (applied %d, skipped %d, dead-lettered %d)",
+                "consumer %s stopped (applied %d, skipped %d, retried %d, dead-lettered %d)",
                 self.name,
                 self.applied,
                 self.skipped,
+                self.retried,
                 self.dead_lettered,
             )
 
     def stop(self) -> None:
         self.stop_event.set()
 
+    def _defer(self, consumer: Consumer, message: Message) -> bool:
+        """Hold a retry record until its time: pause its partition and rewind to it."""
+        if message.topic() != self.retry_topic:
+            return False
+        due = delivery_of(message, self.retry_topic).not_before_ms
+        if due <= now_ms():
+            return False
+        tp = TopicPartition(message.topic(), message.partition(), message.offset())
+        consumer.pause([tp])
+        consumer.seek(tp)
+        self._paused[(message.topic(), message.partition())] = due
+        return True
+
+    def _resume_due(self, consumer: Consumer) -> None:
+        now = now_ms()
+        due = [tp for tp, until in self._paused.items() if until <= now]
+        if due:
+            consumer.resume([TopicPartition(t, p) for t, p in due])
+            for tp in due:
+                del self._paused[tp]
+
     # -- one record --------------------------------------------------------------------------------
+    def handle(self, message: Message) -> None:
+        delivery = delivery_of(message, self.retry_topic)
+        key = delivery.key
+        if key is not None and self.parked.is_parked(key):
+            queue = self.parked.queue(key)
+            if delivery.origin not in queue and not delivery.from_retry:
+                # The aggregate waits behind a failed record: queue up behind it, in order.
+                self.parked.park(key, delivery.origin)
+                self._to_retry(delivery, attempt=0, due_ms=self.parked.head_not_before_ms(key), error="queued")
+                return
+            if delivery.origin in queue and queue[0] != delivery.origin:
+                # Not the head yet: go round again, due when the head is.
+                self._to_retry(
+                    delivery,
+                    attempt=delivery.attempt,
+                    due_ms=self.parked.head_not_before_ms(key),
+                    error="waiting for an earlier record of this key",
+                )
+                return
+        try:
+            self.process(message)
+        except PermanentFailure as failure:
+            self._failed(delivery, failure)
+            return
+        if key is not None and delivery.origin in self.parked.queue(key):
+            self.parked.release(key, delivery.origin)
+
+    def _failed(self, delivery: Delivery, failure: PermanentFailure) -> None:
+        attempt = delivery.attempt + 1
+        key = delivery.key
+        reason = failure.__cause__ or failure
+        if attempt > len(self.retry_delays):
+            self.dead_letter(delivery, reason, attempts=attempt)
+            if key is not None:
+                self.parked.release(key, delivery.origin)
+            return
+        due = now_ms() + int(self.retry_delays[attempt - 1] * 1000)
+        if key is not None:
+            self.parked.park(key, delivery.origin, head_not_before_ms=due)
+        self._to_retry(delivery, attempt=attempt, due_ms=due, error=f"{type(reason).__name__}: {reason}")
+        self.retried += 1
+        log.warning(
+            "consumer %s: %s failed (attempt %d), retrying in %.1fs: %s",
+            self.name,
+            delivery.origin,
+            attempt,
+            self.retry_delays[attempt - 1],
+            reason,
+        )
+
     def process(self, message: Message) -> None:
-        """Apply one record with retries for transient failures; dead-letter permanent ones."""
+        """Apply one record, retrying transient failures in place with backoff."""
         delay = 0.1
         while True:
             try:
                 self.apply(message)
-                return
-            except PermanentFailure as exc:
-                self.dead_letter(message, exc.__cause__ or exc)
                 return
             except TRANSIENT as exc:
                 if self.stop_event.is_set():
@@ -223,41 +317,48 @@ class ContextConsumer:
         parts = ce_type.split(".")
         return len(parts) == 4 and (parts[1], parts[2]) in self._subscribed_names
 
-    def dead_letter(self, message: Message, reason: BaseException) -> None:
-        """Publish the record unchanged to the context's DLQ with why; retry until acknowledged."""
-        if self._dlq_producer is None:
-            self._dlq_producer = Producer(producer_config())
-        headers = list(message.headers() or [])
-        headers += [
-            ("dlq_error_class", type(reason).__name__.encode()),
-            ("dlq_error_message", str(reason)[:2000].encode()),
-            ("dlq_original_topic", message.topic().encode()),
-            ("dlq_original_partition", str(message.partition()).encode()),
-            ("dlq_original_offset", str(message.offset()).encode()),
-            ("dlq_consumer", self.name.encode()),
-        ]
+    # -- publishing to the retry and dead-letter topics ---------------------------------------------
+    def _publish(self, topic: str, delivery: Delivery, headers: list[tuple[str, bytes]]) -> None:
+        """Produce and wait for the acknowledgement, retrying until the broker takes it: the
+        offset must never move past a record that is neither applied nor safely elsewhere."""
+        if self._producer is None:
+            self._producer = Producer(producer_config())
         delay = 0.5
         errors: list[KafkaError] = []
         while True:
             errors.clear()
-            self._dlq_producer.produce(
-                dlq_topic(self.context),
-                key=message.key(),
-                value=message.value(),
+            self._producer.produce(
+                topic,
+                key=delivery.message.key(),
+                value=delivery.message.value(),
                 headers=headers,
                 on_delivery=lambda err, _m: err and errors.append(err),
             )
-            if self._dlq_producer.flush(10) == 0 and not errors:
-                break
-            log.error("consumer %s: could not dead-letter, retrying: %s", self.name, errors or "timeout")
+            if self._producer.flush(10) == 0 and not errors:
+                return
+            log.error("consumer %s: could not publish to %s, retrying: %s", self.name, topic, errors or "timeout")
             time.sleep(delay)
             delay = min(delay * 2, 10.0)
-        self.dead_lettered += 1
-        log.error(
-            "consumer %s dead-lettered %s[%d]@%d: %s",
-            self.name,
-            message.topic(),
-            message.partition(),
-            message.offset(),
-            reason,
+
+    def _to_retry(self, delivery: Delivery, *, attempt: int, due_ms: int, error: str) -> None:
+        self._publish(
+            self.retry_topic, delivery, retry_headers(delivery, attempt=attempt, not_before_ms=due_ms, error=error)
         )
+
+    def dead_letter(self, delivery: Delivery, reason: BaseException, *, attempts: int) -> None:
+        """Keep the record for the admin and publish it, unchanged, to the DLQ with why."""
+        deadletters.record(context=self.context, consumer=self.name, delivery=delivery, error=reason, attempts=attempts)
+        topic, partition, offset = delivery.origin_coordinates
+        headers = [
+            *delivery.headers,
+            ("dlq_error_class", type(reason).__name__.encode()),
+            ("dlq_error_message", str(reason)[:2000].encode()),
+            ("dlq_original_topic", topic.encode()),
+            ("dlq_original_partition", str(partition).encode()),
+            ("dlq_original_offset", str(offset).encode()),
+            ("dlq_attempts", str(attempts).encode()),
+            ("dlq_consumer", self.name.encode()),
+        ]
+        self._publish(dlq_topic(self.context), delivery, headers)
+        self.dead_lettered += 1
+        log.error("consumer %s dead-lettered %s after %d attempt(s): %s", self.name, delivery.origin, attempts, reason)

@@ -18,6 +18,10 @@ def dlq_topic(context: str) -> str:
     return topic_name(f"{context}.dlq")
 
 
+def retry_topic(context: str) -> str:
+    return topic_name(f"{context}.retry")
+
+
 def base_config() -> dict:
     return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP_SERVERS, **settings.KAFKA_EXTRA_CONFIG}
 

@@ -26,6 +26,9 @@ class OutboxEventBase(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
+    # Set when publishing failed: the row is parked (with every later row of its aggregate) until
+    # then, so one bad event never holds back other aggregates. Cleared to retry at once.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         abstract = True
@@ -37,6 +40,10 @@ class OutboxEventBase(models.Model):
     @property
     def is_published(self) -> bool:
         return self.published_at is not None
+
+    @property
+    def is_parked(self) -> bool:
+        return self.published_at is None and self.next_attempt_at is not None
 
 
 def outbox_indexes(prefix: str) -> list[models.Index]:
@@ -70,3 +77,68 @@ class InboxEventBase(models.Model):
 
 def inbox_constraints(prefix: str) -> list[models.UniqueConstraint]:
     return [models.UniqueConstraint(fields=["consumer", "event_id"], name=f"{prefix}_inbox_once")]
+
+
+class DeadLetterBase(models.Model):
+    """A record a consumer gave up on after its retries, kept for inspection and replay.
+
+    The record is stored byte for byte (key, value, original headers) so a replay is exactly what
+    was first delivered; its CloudEvents id is unchanged, so the inbox still guarantees one effect.
+    """
+
+    consumer = models.CharField(max_length=100)
+    event_id = models.CharField(max_length=100, blank=True, default="", db_index=True)
+    event_type = models.CharField(max_length=200, blank=True, default="")
+    key = models.BinaryField(null=True, blank=True)
+    value = models.BinaryField(null=True, blank=True)
+    headers = models.JSONField(default=list, help_text="[[name, base64 value], ...] as first delivered")
+    original_topic = models.CharField(max_length=200)
+    original_partition = models.IntegerField()
+    original_offset = models.BigIntegerField()
+    attempts = models.PositiveIntegerField(default=1)
+    error_class = models.CharField(max_length=200)
+    error_message = models.TextField()
+    dead_lettered_at = models.DateTimeField()
+    replayed_at = models.DateTimeField(null=True, blank=True)
+    replayed_by = models.CharField(max_length=150, blank=True, default="")
+    replay_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+        ordering = ["-dead_lettered_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_type or 'record'} {self.original_topic}[{self.original_partition}]@{self.original_offset}"
+
+
+def dead_letter_constraints(prefix: str) -> list[models.UniqueConstraint]:
+    return [
+        models.UniqueConstraint(
+            fields=["consumer", "original_topic", "original_partition", "original_offset"], name=f"{prefix}_dead_once"
+        )
+    ]
+
+
+class ParkedKeyBase(models.Model):
+    """A message key (aggregate id) whose records wait in the retry topic behind a failed one.
+
+    `queue` lists their origins ("topic:partition:offset") in delivery order; only the head may be
+    applied, so one aggregate's events keep their order through retries while every other key
+    flows on.
+    """
+
+    consumer = models.CharField(max_length=100)
+    key = models.CharField(max_length=200)
+    queue = models.JSONField(default=list)
+    head_not_before = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.consumer}: {self.key} ({len(self.queue)} waiting)"
+
+
+def parked_key_constraints(prefix: str) -> list[models.UniqueConstraint]:
+    return [models.UniqueConstraint(fields=["consumer", "key"], name=f"{prefix}_parked_once")]

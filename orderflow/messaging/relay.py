@@ -15,7 +15,7 @@ import time
 import zlib
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from django.db import connections, transaction
 from django.utils import timezone
 
@@ -33,20 +33,36 @@ def relay_lock_key(context: str) -> int:
 
 @dataclass
 class RelayResult:
+    selected: int = 0
     published: int = 0
     failed: int = 0
     batches: int = 0
     locked_out: bool = False
 
 
-_SELECT = """
-    SELECT position, id, aggregateid, type, payload::text, topic, headers::text, occurred_at
-    FROM {table}
+_COLUMNS = "position, id, aggregateid, type, payload::text, topic, headers::text, occurred_at"
+# Fast path: nothing is parked, so the oldest unpublished rows are the batch.
+_SELECT = f"""
+    SELECT {_COLUMNS} FROM {{table}}
     WHERE published_at IS NULL
     ORDER BY position
     LIMIT %s
     FOR UPDATE SKIP LOCKED
 """
+# Some aggregates are parked (a row failed and waits for its next attempt): leave out every row of
+# those aggregates, so they keep their order, and let all the others flow.
+_SELECT_AROUND_PARKED = f"""
+    SELECT {_COLUMNS} FROM {{table}} o
+    WHERE o.published_at IS NULL
+      AND (o.aggregatetype, o.aggregateid) NOT IN (
+          SELECT aggregatetype, aggregateid FROM {{table}}
+          WHERE published_at IS NULL AND next_attempt_at > now())
+    ORDER BY o.position
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+"""
+_ANY_PARKED = "SELECT EXISTS (SELECT 1 FROM {table} WHERE published_at IS NULL AND next_attempt_at IS NOT NULL)"
+MAX_BACKOFF_S = 300
 
 
 def _headers(context: str, event_id, ce_type: str, subject: str, occurred_at, extra: dict) -> list[tuple[str, bytes]]:
@@ -72,7 +88,9 @@ def relay_batch(*, context: str, producer: Producer, batch_size: int, flush_time
         if not cursor.fetchone()[0]:
             result.locked_out = True
             return result
-        cursor.execute(_SELECT.format(table=table), [batch_size])
+        cursor.execute(_ANY_PARKED.format(table=table))
+        query = _SELECT_AROUND_PARKED if cursor.fetchone()[0] else _SELECT
+        cursor.execute(query.format(table=table), [batch_size])
         rows = cursor.fetchall()
         if not rows:
             return result
@@ -86,7 +104,10 @@ def relay_batch(*, context: str, producer: Producer, batch_size: int, flush_time
 
             return callback
 
+        refused: set[str] = set()  # aggregates with a row the producer refused outright
         for position, event_id, aggregate_id, ce_type, payload, topic, headers, occurred_at in rows:
+            if aggregate_id in refused:
+                continue  # never let a later event overtake the refused one
             while True:
                 try:
                     producer.produce(
@@ -101,6 +122,10 @@ def relay_batch(*, context: str, producer: Producer, batch_size: int, flush_time
                     break
                 except BufferError:
                     producer.poll(0.05)  # local queue full: let deliveries drain
+                except KafkaException as exc:  # e.g. larger than message.max.bytes
+                    errors[position] = f"{exc.args[0].name()}: {exc.args[0].str()}"
+                    refused.add(aggregate_id)
+                    break
         remaining = producer.flush(flush_timeout)
         if remaining:
             for position, *_ in rows:
@@ -118,11 +143,19 @@ def relay_batch(*, context: str, producer: Producer, batch_size: int, flush_time
                 done.append(position)
         now = timezone.now()
         if done:
-            cursor.execute(f"UPDATE {table} SET published_at = %s WHERE position = ANY(%s)", [now, done])
-        for position, message in errors.items():
             cursor.execute(
-                f"UPDATE {table} SET attempts = attempts + 1, last_error = %s WHERE position = %s", [message, position]
+                f"UPDATE {table} SET published_at = %s, next_attempt_at = NULL WHERE position = ANY(%s)", [now, done]
             )
+        for position, message in errors.items():
+            # Park the row (and so its aggregate) until its next attempt: 1, 2, 4 … s, at most
+            # MAX_BACKOFF_S (`attempts` on the right is the value before this failure).
+            cursor.execute(
+                f"UPDATE {table} SET attempts = attempts + 1, last_error = %s, "
+                f"next_attempt_at = now() + make_interval(secs => LEAST(power(2, attempts), %s)) "
+                f"WHERE position = %s",
+                [message, MAX_BACKOFF_S, position],
+            )
+        result.selected = len(rows)
         result.published = len(done)
         result.failed = len(errors)
         if errors:
@@ -133,7 +166,8 @@ def relay_batch(*, context: str, producer: Producer, batch_size: int, flush_time
 
 
 def relay_outbox(*, context: str, producer: Producer, batch_size: int = 1000, max_seconds: float = 5.0) -> RelayResult:
-    """Drain until empty, locked out, a failure, or `max_seconds` (beat or a kick runs it again)."""
+    """Drain until empty, locked out, nothing could be published, or `max_seconds` (beat or a
+    kick runs it again). A failed row parks its aggregate; the others keep flowing."""
     total = RelayResult(batches=0)
     deadline = time.monotonic() + max_seconds
     while True:
@@ -142,7 +176,7 @@ def relay_outbox(*, context: str, producer: Producer, batch_size: int = 1000, ma
         total.published += batch.published
         total.failed += batch.failed
         total.locked_out = batch.locked_out
-        if batch.locked_out or batch.failed or batch.published < batch_size or time.monotonic() >= deadline:
+        if batch.locked_out or batch.published == 0 or batch.selected < batch_size or time.monotonic() >= deadline:
             return total
 
 

@@ -125,6 +125,10 @@ OUTBOX_RELAY_MAX_SECONDS = env.float("OUTBOX_RELAY_MAX_SECONDS", default=5.0)
 OUTBOX_RETENTION = timedelta(hours=env.float("OUTBOX_RETENTION_HOURS", default=24 * 7))
 INBOX_RETENTION = timedelta(hours=env.float("INBOX_RETENTION_HOURS", default=24 * 14))
 
+# Consumers: a record that fails (not an outage) is retried through the context's retry topic
+# after each of these delays (seconds), then dead-lettered.
+CONSUMER_RETRY_DELAYS = [float(d) for d in env.list("CONSUMER_RETRY_DELAYS", default=["1", "10", "60"])]
+
 # --- Celery ------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_IGNORE_RESULT = True

@@ -11,3 +11,5 @@ KAFKA_CONSUMER_SESSION_TIMEOUT_MS = env.int("KAFKA_CONSUMER_SESSION_TIMEOUT_MS",
 KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS", default=500)
 for _db in DATABASES.values():  # noqa: F405
     _db["CONN_MAX_AGE"] = 0
+# Retries through the retry topic quickly, so tests of the failure policy stay short.
+CONSUMER_RETRY_DELAYS = [float(d) for d in env.list("CONSUMER_RETRY_DELAYS", default=["0.2", "0.4", "0.8"])]

@@ -8,6 +8,8 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,27 +111,31 @@ def _drop_databases(name: str) -> None:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory) -> Stack:
+@contextmanager
+def running_stack(workdir: Path, *, prefix: str, own_groups: bool = False, **settings: str) -> Iterator[Stack]:
+    """Start a whole stack on fresh databases and topics of its own (named `<prefix>_<run id>`),
+    with `settings` added to its environment; stop it and drop its databases afterwards.
+
+    Consumer group ids (`orderflow.<context>`) do not follow the topic namespace: stacks sharing
+    a broker share their groups, and a member joining or dying in one stalls the other's
+    partitions. `own_groups` gives this stack's consumers groups of its own (`<namespace>.<context>`).
+    """
     run_id = uuid.uuid4().hex[:8]
-    database = f"e2e_{run_id}"
+    database = f"{prefix}_{run_id}"
+    namespace = f"{prefix}{run_id}"
     port = free_port()
-    workdir = tmp_path_factory.mktemp("stack")
     log = workdir / "stack.log"
     env = process_env(
-        namespace=f"e2e{run_id}",
+        namespace=namespace,
         database=database,
         GUNICORN_BIND=f"127.0.0.1:{port}",
         WEB_CONCURRENCY="2",
         CELERY_BEAT_SCHEDULE_FILENAME=str(workdir / "beat-schedule"),
-        # Short enough to test expiry, long enough for every normal saga to finish first.
-        ORDERS_PENDING_DEADLINE_SECONDS=str(DEADLINE_SECONDS),
-        ORDERS_DEADLINE_CHECK_SECONDS="1",
-        PAYMENTS_SINGLE_PAYMENT_LIMIT=PAYMENT_LIMIT,
+        **settings,
     )
     out = log.open("w", buffering=1)
     supervisor = Supervisor(env=env, cwd=ROOT, out=out)
-    stack = Stack(f"http://127.0.0.1:{port}", supervisor, log, env, database, f"e2e{run_id}")
+    stack = Stack(f"http://127.0.0.1:{port}", supervisor, log, env, database, namespace)
     try:
         for name, argv in [
             ("migrate", processes.MIGRATE),
@@ -141,7 +147,8 @@ def stack(tmp_path_factory) -> Stack:
         supervisor.add("worker", processes.WORKER)
         supervisor.add("beat", processes.BEAT)
         for context in ALL_CONTEXTS:
-            supervisor.add(f"consumer-{context}", processes.consumer(context))
+            group = ["--group", f"{namespace}.{context}"] if own_groups else []
+            supervisor.add(f"consumer-{context}", [*processes.consumer(context), *group])
         supervisor.start()
         assert supervisor.wait_ready(stack.base + "/health/ready", timeout=90), f"not ready:\n{stack.log_tail()}"
         yield stack
@@ -149,6 +156,19 @@ def stack(tmp_path_factory) -> Stack:
         supervisor.stop()
         out.close()
         _drop_databases(database)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    with running_stack(
+        tmp_path_factory.mktemp("stack"),
+        prefix="e2e",
+        # Short enough to test expiry, long enough for every normal saga to finish first.
+        ORDERS_PENDING_DEADLINE_SECONDS=str(DEADLINE_SECONDS),
+        ORDERS_DEADLINE_CHECK_SECONDS="1",
+        PAYMENTS_SINGLE_PAYMENT_LIMIT=PAYMENT_LIMIT,
+    ) as stack:
+        yield stack
 
 
 @pytest.fixture(autouse=True)

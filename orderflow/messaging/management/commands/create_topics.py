@@ -12,12 +12,12 @@ from django.core.management.base import BaseCommand, CommandError
 
 from contracts import registry
 from orderflow.contexts_registry import ALL_CONTEXTS
-from orderflow.messaging.kafka import base_config, dlq_topic, topic_name
+from orderflow.messaging.kafka import base_config, dlq_topic, retry_topic, topic_name
 
 
 def all_topics() -> list[str]:
     streams = {topic_name(t.stream) for t in registry.all()}
-    return sorted(streams | {dlq_topic(c) for c in ALL_CONTEXTS})
+    return sorted(streams | {dlq_topic(c) for c in ALL_CONTEXTS} | {retry_topic(c) for c in ALL_CONTEXTS})
 
 
 def create_topics(*, timeout: float = 30.0) -> list[str]:
