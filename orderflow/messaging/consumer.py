@@ -35,7 +35,7 @@ from orderflow import tracing
 from orderflow.faults import crash_point
 from orderflow.messaging import deadletters
 from orderflow.messaging.envelope import Envelope, MalformedEvent
-from orderflow.messaging.inbox import claim
+from orderflow.messaging.inbox import claim, claim_many
 from orderflow.messaging.kafka import consumer_config, dlq_topic, producer_config, retry_topic, topic_name
 from orderflow.messaging.retry import Delivery, ParkedKeys, delivery_of, now_ms, retry_headers
 
@@ -122,7 +122,14 @@ class ContextConsumer:
 
         def on_assign(_consumer, partitions) -> None:
             assigned_at.append(time.monotonic())
-            self.parked.reload()  # another member may have parked keys of these partitions
+            try:
+                self.parked.reload()  # another member may have parked keys of these partitions
+            except DatabaseError as exc:  # never raise out of librdkafka's callback
+                connections[self.context].close()
+                self.parked.stale = True
+                log.warning(
+                    "consumer %s: parked keys not reloaded (%s); retrying before the next record", self.name, exc
+                )
             log.info("consumer %s assigned %d partition(s)", self.name, len(partitions))
 
         def on_revoke(_consumer, partitions) -> None:
@@ -148,9 +155,8 @@ class ContextConsumer:
                         return
                     continue
                 last_message = time.monotonic()
+                ready: list[Message] = []
                 for message in messages:
-                    if self.stop_event.is_set():
-                        break  # drain: the rest of the batch is redelivered to whoever owns it next
                     error = message.error()
                     if error is not None:
                         if error.code() != KafkaError._PARTITION_EOF:
@@ -158,7 +164,8 @@ class ContextConsumer:
                         continue
                     if (message.topic(), message.partition()) in self._paused or self._defer(consumer, message):
                         continue  # a delayed retry: fetched again when its partition resumes
-                    self.handle(message)
+                    ready.append(message)
+                for message in self.handle_batch(ready):
                     crash_point("consumer_before_offset_store")
                     consumer.store_offsets(message=message)
         finally:
@@ -202,6 +209,99 @@ class ContextConsumer:
             consumer.resume([TopicPartition(t, p) for t, p in due])
             for tp in due:
                 del self._paused[tp]
+
+    # -- a batch -----------------------------------------------------------------------------------
+    def handle_batch(self, messages: list[Message]) -> list[Message]:
+        if self.parked.stale:
+            self._reload_parked()
+            if self.parked.stale:
+                return []  # stopping: nothing done, the records are redelivered
+        """Apply fetched records; returns those done (applied, skipped, retried or dead-lettered),
+        in order, whose offsets may be stored.
+
+        Fast path: when no record needs the failure machinery, the whole batch is one transaction
+        with one bulk inbox claim — one commit instead of one per record. If anything in it fails,
+        it is rolled back whole and the records go one by one through `handle`, which isolates
+        the failing one. Stopping (SIGTERM) leaves the rest of the batch for the next owner.
+        """
+        if not messages:
+            return []
+        prepared = self._prepare(messages)
+        if prepared is not None:
+            delay = 0.1
+            while True:
+                try:
+                    self._apply_together(prepared)
+                    crash_point("consumer_after_db_commit")
+                    return messages
+                except TRANSIENT as exc:
+                    if self.stop_event.is_set():
+                        return []
+                    log.warning("consumer %s: transient failure, retrying batch in %.1fs: %s", self.name, delay, exc)
+                    connections[self.context].close()
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                except Exception as exc:  # one record is bad: find it the slow way
+                    log.info("consumer %s: batch of %d failed (%s); applying one by one", self.name, len(messages), exc)
+                    break
+        done = []
+        for message in messages:
+            if self.stop_event.is_set():
+                break
+            self.handle(message)
+            done.append(message)
+        return done
+
+    def _reload_parked(self) -> None:
+        """Reload the parked keys, retrying an outage in place like any transient failure."""
+        delay = 0.1
+        while self.parked.stale and not self.stop_event.is_set():
+            try:
+                self.parked.reload()
+            except TRANSIENT as exc:
+                log.warning("consumer %s: reloading parked keys failed, retrying: %s", self.name, exc)
+                connections[self.context].close()
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _prepare(self, messages: list[Message]) -> list[tuple[Message, Envelope, Event | None]] | None:
+        """Decode a batch for the fast path, or None if any record needs the slow path."""
+        prepared = []
+        for message in messages:
+            if message.topic() == self.retry_topic:
+                return None
+            key = message.key()
+            if key and self.parked.is_parked(key.decode("utf-8", "replace")):
+                return None
+            try:
+                envelope, event = self._decode(message)
+            except PermanentFailure:
+                return None
+            prepared.append((message, envelope, event))
+        return prepared
+
+    def _apply_together(self, prepared: list[tuple[Message, Envelope, Event | None]]) -> None:
+        mine = [(m, envelope, event) for m, envelope, event in prepared if event is not None]
+        skipped = len(prepared) - len(mine)
+        applied = 0
+        with transaction.atomic(using=self.context):
+            fresh = claim_many(
+                context=self.context,
+                consumer=self.name,
+                records=[(env.id, env.type, m.topic(), m.partition(), m.offset()) for m, env, _ in mine],
+            )
+            seen: set[str] = set()
+            for _message, envelope, event in mine:
+                if envelope.id not in fresh or envelope.id in seen:
+                    skipped += 1  # applied before (a redelivery), or twice in this batch
+                    continue
+                seen.add(envelope.id)
+                trace = tracing.from_headers(envelope.traceparent, envelope.correlation_id, causation_id=envelope.id)
+                with tracing.use(trace):
+                    self.handlers[event.type.type](event)
+                applied += 1
+        self.applied += applied
+        self.skipped += skipped
 
     # -- one record --------------------------------------------------------------------------------
     def handle(self, message: Message) -> None:
@@ -269,7 +369,8 @@ class ContextConsumer:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def apply(self, message: Message) -> None:
+    def _decode(self, message: Message) -> tuple[Envelope, Event | None]:
+        """Parse, validate and upcast; the Event is None when the record is not for us."""
         try:
             envelope = Envelope.from_kafka(message.headers(), message.value())
         except MalformedEvent as exc:
@@ -279,15 +380,19 @@ class ContextConsumer:
         except UnknownEventType:
             if self._is_newer_version_of_ours(envelope.type):
                 raise PermanentFailure(f"unknown version {envelope.type}") from None
-            self.skipped += 1  # another context's event on a shared topic: not ours
-            return
+            return envelope, None  # another context's event on a shared topic: not ours
         except ContractError as exc:
             raise PermanentFailure(str(exc)) from exc
-        handler = self.handlers.get(event_type.type)
-        if handler is None:
+        if event_type.type not in self.handlers:
+            return envelope, None
+        return envelope, Event(envelope.id, event_type, envelope.source, envelope.subject, envelope.time, data)
+
+    def apply(self, message: Message) -> None:
+        envelope, event = self._decode(message)
+        if event is None:
             self.skipped += 1
             return
-        event = Event(envelope.id, event_type, envelope.source, envelope.subject, envelope.time, data)
+        handler = self.handlers[event.type.type]
         trace = tracing.from_headers(envelope.traceparent, envelope.correlation_id, causation_id=envelope.id)
         try:
             with tracing.use(trace), transaction.atomic(using=self.context):

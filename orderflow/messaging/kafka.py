@@ -35,7 +35,7 @@ def producer_config(**overrides) -> dict:
         "linger.ms": 5,
         "batch.num.messages": 10000,
         "compression.type": "lz4",
-        "message.timeout.ms": 30000,
+        "message.timeout.ms": settings.KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS,
         **overrides,
     }
 
@@ -58,14 +58,33 @@ def consumer_config(group_id: str, **overrides) -> dict:
 
 _producer: Producer | None = None
 _producer_pid: int | None = None
+_producer_broken = False
 _lock = threading.Lock()
 
 
+def _on_producer_error(err) -> None:
+    # A fatal error (e.g. the broker lost the idempotent producer's state, as after it was
+    # replaced) makes this producer unusable for good: the next caller gets a new one.
+    global _producer_broken
+    if err.fatal():
+        _producer_broken = True
+
+
 def shared_producer() -> Producer:
-    """One idempotent producer per process (re-created after fork: librdkafka is not fork-safe)."""
-    global _producer, _producer_pid
+    """One idempotent producer per process, re-created after fork (librdkafka is not fork-safe)
+    and after it was reset or hit a fatal error."""
+    global _producer, _producer_pid, _producer_broken
     with _lock:
-        if _producer is None or _producer_pid != os.getpid():
-            _producer = Producer(producer_config())
+        if _producer is None or _producer_pid != os.getpid() or _producer_broken:
+            _producer = Producer(producer_config(error_cb=_on_producer_error))
             _producer_pid = os.getpid()
+            _producer_broken = False
         return _producer
+
+
+def reset_shared_producer() -> None:
+    """Drop the shared producer (after a run that got nothing acknowledged): the next
+    `shared_producer()` starts afresh. Unacknowledged rows are still unpublished in the outbox."""
+    global _producer_broken
+    with _lock:
+        _producer_broken = True

@@ -16,8 +16,9 @@ import zlib
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 from django.utils import timezone
+from psycopg.errors import LockNotAvailable
 
 from orderflow.faults import crash_point
 from orderflow.messaging.envelope import SPECVERSION
@@ -47,7 +48,7 @@ _SELECT = f"""
     WHERE published_at IS NULL
     ORDER BY position
     LIMIT %s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE
 """
 # Some aggregates are parked (a row failed and waits for its next attempt): leave out every row of
 # those aggregates, so they keep their order, and let all the others flow.
@@ -59,7 +60,7 @@ _SELECT_AROUND_PARKED = f"""
           WHERE published_at IS NULL AND next_attempt_at > now())
     ORDER BY o.position
     LIMIT %s
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE
 """
 _ANY_PARKED = "SELECT EXISTS (SELECT 1 FROM {table} WHERE published_at IS NULL AND next_attempt_at IS NOT NULL)"
 MAX_BACKOFF_S = 300
@@ -80,7 +81,18 @@ def _headers(context: str, event_id, ce_type: str, subject: str, occurred_at, ex
 
 
 def relay_batch(*, context: str, producer: Producer, batch_size: int, flush_timeout: float = 30.0) -> RelayResult:
-    """Publish one batch. Returns counts; `locked_out` if another relay holds the context."""
+    """Publish one batch. Returns counts; `locked_out` if another relay holds the context, or a
+    pending row stayed locked by another transaction (the next run tries again)."""
+    try:
+        return _relay_batch(context=context, producer=producer, batch_size=batch_size, flush_timeout=flush_timeout)
+    except OperationalError as exc:
+        if not isinstance(exc.__cause__, LockNotAvailable):
+            raise
+        log.info("relay %s: a pending row is locked by another transaction; next run", context)
+        return RelayResult(batches=1, locked_out=True)
+
+
+def _relay_batch(*, context: str, producer: Producer, batch_size: int, flush_timeout: float) -> RelayResult:
     table = connections[context].ops.quote_name(outbox_model(context)._meta.db_table)
     result = RelayResult(batches=1)
     with transaction.atomic(using=context), connections[context].cursor() as cursor:
@@ -88,6 +100,10 @@ def relay_batch(*, context: str, producer: Producer, batch_size: int, flush_time
         if not cursor.fetchone()[0]:
             result.locked_out = True
             return result
+        # Not SKIP LOCKED: the advisory lock already makes this the only relay, and skipping a row
+        # another transaction holds (an admin retry, say) would let its aggregate's next event
+        # overtake it. Wait briefly instead; on timeout the run ends and the next one retries.
+        cursor.execute("SET LOCAL lock_timeout = '2s'")
         cursor.execute(_ANY_PARKED.format(table=table))
         query = _SELECT_AROUND_PARKED if cursor.fetchone()[0] else _SELECT
         cursor.execute(query.format(table=table), [batch_size])
@@ -126,7 +142,12 @@ def relay_batch(*, context: str, producer: Producer, batch_size: int, flush_time
                     errors[position] = f"{exc.args[0].name()}: {exc.args[0].str()}"
                     refused.add(aggregate_id)
                     break
-        remaining = producer.flush(flush_timeout)
+        try:
+            remaining = producer.flush(flush_timeout)
+        except KafkaException as exc:  # a fatal producer error: nothing of this batch is acknowledged
+            remaining = len(rows)
+            for position, *_ in rows:
+                errors.setdefault(position, f"{exc.args[0].name()}: {exc.args[0].str()}")
         if remaining:
             for position, *_ in rows:
                 errors.setdefault(position, f"{KafkaError._MSG_TIMED_OUT}: not acknowledged within {flush_timeout}s")
@@ -151,7 +172,9 @@ def relay_batch(*, context: str, producer: Producer, batch_size: int, flush_time
             # MAX_BACKOFF_S (`attempts` on the right is the value before this failure).
             cursor.execute(
                 f"UPDATE {table} SET attempts = attempts + 1, last_error = %s, "
-                f"next_attempt_at = now() + make_interval(secs => LEAST(power(2, attempts), %s)) "
+                # clock_timestamp(), not now(): now() is when this transaction began, before the
+                # produce and flush, so a short backoff would already be over.
+                f"next_attempt_at = clock_timestamp() + make_interval(secs => LEAST(power(2, attempts), %s)) "
                 f"WHERE position = %s",
                 [message, MAX_BACKOFF_S, position],
             )

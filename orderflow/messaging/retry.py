@@ -83,12 +83,14 @@ class ParkedKeys:
         self.context, self.consumer = context, consumer
         self.model = apps.get_model(context, "ParkedKey")
         self._cache: dict[str, tuple[list[str], int]] = {}
+        self.stale = False  # set when a reload failed: reload before trusting the cache
 
     def _rows(self):
         return self.model.objects.using(self.context).filter(consumer=self.consumer)
 
     def reload(self) -> None:
         self._cache = {row.key: (list(row.queue), _ms(row.head_not_before)) for row in self._rows()}
+        self.stale = False
 
     def is_parked(self, key: str) -> bool:
         return key in self._cache

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from orderflow.contexts_registry import context_queue
 from orderflow.messaging import relay
-from orderflow.messaging.kafka import shared_producer
+from orderflow.messaging.kafka import reset_shared_producer, shared_producer
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def kick(context: str) -> None:
 
 
 @shared_task(name="orderflow.relay_outbox", ignore_result=True)
-def relay_outbox(context: str) -> int:
+def relay_outbox(context: str) -> dict[str, int]:
     try:
         _redis_client().delete(_kick_key(context))
     except redis.RedisError:
@@ -54,6 +54,10 @@ def relay_outbox(context: str) -> int:
         batch_size=settings.OUTBOX_RELAY_BATCH_SIZE,
         max_seconds=settings.OUTBOX_RELAY_MAX_SECONDS,
     )
+    if result.failed and not result.published:
+        # Nothing got through: the producer itself may be stuck (a replaced broker, a fenced
+        # idempotent producer). A fresh one costs nothing; duplicates are dropped by the inboxes.
+        reset_shared_producer()
     if result.published or result.failed:
         log.info(
             "relay %s: published %d, failed %d in %d batch(es)",
@@ -62,7 +66,7 @@ def relay_outbox(context: str) -> int:
             result.failed,
             result.batches,
         )
-    return result.published
+    return {"published": result.published, "failed": result.failed}
 
 
 @shared_task(name="orderflow.purge_messaging", ignore_result=True)

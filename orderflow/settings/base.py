@@ -115,6 +115,8 @@ KAFKA_CONSUMER_SESSION_TIMEOUT_MS = env.int("KAFKA_CONSUMER_SESSION_TIMEOUT_MS",
 KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS", default=3000)
 # Extra librdkafka options, e.g. security settings in production: KAFKA_EXTRA_CONFIG=k=v,k=v
 KAFKA_EXTRA_CONFIG = env.dict("KAFKA_EXTRA_CONFIG", default={})
+# How long the producer keeps trying to deliver before the relay parks the event.
+KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS = env.int("KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS", default=30000)
 
 # --- Outbox relay and consumers --------------------------------------------------------------------
 OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=1000)
