@@ -156,14 +156,14 @@ def _commit(order: domain.Order, *, save: Order | None = None) -> list[DomainEve
             continue
         event_type, data = published
         event_id = outbox.record(event_type=event_type, aggregate_id=str(order.id), data=data)
-        visible = {k: v for k, v in data.items() if k != "card_token"}
-        timeline_record(
+        # A fresh event id: a plain insert (no get-or-create round trips on the request path).
+        TimelineEntry.objects.using(DB).create(
             order_id=order.id,
             event_id=str(event_id),
-            type_=event_type.name,
+            type=event_type.name,
             source="orders",
             occurred_at=now,
-            data=visible,
+            data={k: v for k, v in data.items() if k != "card_token"},
         )
     return recorded
 

@@ -142,7 +142,10 @@ class ContextConsumer:
         try:
             while not self.stop_event.is_set():
                 self._resume_due(consumer)
-                messages = consumer.consume(num_messages=self.batch_size, timeout=0.5)
+                # Block for the first record only, then take what is already buffered: consume(n,
+                # timeout) would wait for n records or the whole timeout, adding up to 500 ms a hop.
+                first = consumer.poll(timeout=0.5)
+                messages = [] if first is None else [first, *consumer.consume(self.batch_size - 1, timeout=0)]
                 if not messages:
                     close_old_connections()
                     # Tests and one-off drains: stop once assigned and idle for a while.

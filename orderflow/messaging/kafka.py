@@ -51,6 +51,7 @@ def consumer_config(group_id: str, **overrides) -> dict:
         "auto.commit.interval.ms": 1000,
         "session.timeout.ms": settings.KAFKA_CONSUMER_SESSION_TIMEOUT_MS,
         "heartbeat.interval.ms": settings.KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS,
+        "fetch.wait.max.ms": settings.KAFKA_CONSUMER_FETCH_WAIT_MAX_MS,
         "partition.assignment.strategy": "cooperative-sticky",
         **overrides,
     }

@@ -113,6 +113,9 @@ KAFKA_TOPIC_REPLICATION_FACTOR = env.int("KAFKA_TOPIC_REPLICATION_FACTOR", defau
 # librdkafka's defaults (45 s session) make group joins slow; environments may tighten these.
 KAFKA_CONSUMER_SESSION_TIMEOUT_MS = env.int("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", default=45000)
 KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS", default=3000)
+# How long a fetch may wait on the broker for new data. Kafka answers as soon as data arrives, so
+# the default costs no latency there; the embedded Tansu broker waits it out (see dev settings).
+KAFKA_CONSUMER_FETCH_WAIT_MAX_MS = env.int("KAFKA_CONSUMER_FETCH_WAIT_MAX_MS", default=500)
 # Extra librdkafka options, e.g. security settings in production: KAFKA_EXTRA_CONFIG=k=v,k=v
 KAFKA_EXTRA_CONFIG = env.dict("KAFKA_EXTRA_CONFIG", default={})
 # How long the producer keeps trying to deliver before the relay parks the event.

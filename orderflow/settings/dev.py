@@ -9,6 +9,9 @@ SIMPLE_JWT["SIGNING_KEY"] = env("JWT_SIGNING_KEY", default=SECRET_KEY)  # noqa: 
 # Tansu joins consumer groups slowly with librdkafka's defaults.
 KAFKA_CONSUMER_SESSION_TIMEOUT_MS = env.int("KAFKA_CONSUMER_SESSION_TIMEOUT_MS", default=6000)
 KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS", default=500)
+# Tansu does not answer a fetch early when data arrives: a long fetch wait is pure latency per hop
+# (measured: ~250 ms at 500, ~7 ms at 10).
+KAFKA_CONSUMER_FETCH_WAIT_MAX_MS = env.int("KAFKA_CONSUMER_FETCH_WAIT_MAX_MS", default=10)
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 SEED_DEMO_ALLOWED = True
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
