@@ -49,8 +49,24 @@ def record(*, event_type: EventType, aggregate_id: str, data: dict[str, Any]) ->
         },
         occurred_at=timezone.now(),
     )
-    transaction.on_commit(lambda: kick_relay(context), using=context)
+    _kick_after_commit(connection, context)
     return event_id
+
+
+class _RelayKick:
+    """The on-commit callback; one per transaction however many events it records."""
+
+    def __init__(self, context: str) -> None:
+        self.context = context
+
+    def __call__(self) -> None:
+        kick_relay(self.context)
+
+
+def _kick_after_commit(connection, context: str) -> None:
+    # A consumer batch or a saga step can record many events in one transaction: one kick is enough.
+    if not any(isinstance(func, _RelayKick) for _sids, func, _robust in connection.run_on_commit):
+        transaction.on_commit(_RelayKick(context), using=context)
 
 
 def kick_relay(context: str) -> None:
