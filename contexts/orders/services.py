@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
@@ -199,31 +200,26 @@ def saga_reply(
         _commit(order, save=row)
 
 
-def order_cancel(*, order_id: uuid.UUID, reason: str) -> Order:
+def _change(order_id: uuid.UUID, command: Callable[[domain.Order], None]) -> Order:
+    """Load and lock the order, run one domain command on it, persist what it recorded."""
     with transaction.atomic(using=DB):
         row = _locked(order_id)
         order = row.to_domain()
-        order.cancel(reason)
+        command(order)
         _commit(order, save=row)
     return row
+
+
+def order_cancel(*, order_id: uuid.UUID, reason: str) -> Order:
+    return _change(order_id, lambda order: order.cancel(reason))
 
 
 def order_ship(*, order_id: uuid.UUID) -> Order:
-    with transaction.atomic(using=DB):
-        row = _locked(order_id)
-        order = row.to_domain()
-        order.ship()
-        _commit(order, save=row)
-    return row
+    return _change(order_id, domain.Order.ship)
 
 
 def order_deliver(*, order_id: uuid.UUID) -> Order:
-    with transaction.atomic(using=DB):
-        row = _locked(order_id)
-        order = row.to_domain()
-        order.deliver()
-        _commit(order, save=row)
-    return row
+    return _change(order_id, domain.Order.deliver)
 
 
 def orders_expire(*, now: datetime | None = None, limit: int = 200) -> int:
