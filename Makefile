@@ -42,3 +42,14 @@ schemas: $(STAMP)
 
 clean:
 	rm -rf var/test
+
+# make bench [QUICK=1]: the benchmark suite on real servers under var/bench (QUICK=1: < 3 minutes).
+# Writes bench/results/latest.json and latest.png and the figures in docs/benchmarks.md. wrk (a
+# compiled load generator) is installed from Debian's packages when possible; without it the
+# HTTP benchmark falls back to a multi-process Python generator.
+.PHONY: bench
+bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null 2>&1; }; }; } || \
+		echo "bench: wrk is not installed; the HTTP benchmark uses the Python load generator"
+	$(BIN)/python -m bench $(if $(filter 1 yes true,$(QUICK)),--quick)

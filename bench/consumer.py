@@ -1,0 +1,226 @@
+"""Consumer benchmark: apply N OrderPlaced events through the real inventory consumer (CloudEvents
+parsing, contract validation, inbox row + handler in one transaction, offset stored after commit)
+and compare with the raw consume rate of the same topic.
+
+The handler is inventory's real `on_order_placed` → `services.order_reserve`: it locks the
+order's stock rows in sku order, reserves both lines, writes the Reservation and records
+StockReserved in inventory's outbox (which kicks the relay through Redis after commit) — the first
+hop of every order's saga. Stock rows for the skus are created up front with plenty on hand, so
+every event is a successful reservation.
+
+Raw: a bare confluent_kafka Consumer with a fresh group and the same consumer settings, reading
+the same topic and touching each message's value and headers, nothing else.
+
+Both rates are timed from the first message to the last, so the broker's (slow) group join is
+not counted. With `--timeout`, a consumer slower than N events in that time is stopped and its
+rate is taken over the events it applied (`real.complete` is then false).
+Run by `python -m bench`: `python -m bench.consumer --n 100000 --out FILE`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from django.db import connections
+
+import contracts.orders as order_events
+from bench import profiling, task
+from orderflow.messaging.consumer import ContextConsumer
+from orderflow.messaging.envelope import Envelope
+from orderflow.messaging.kafka import consumer_config, producer_config, topic_name
+
+CONTEXT = "inventory"
+SKUS = [f"SKU-B{n:04d}" for n in range(200)]
+
+
+def seed_stock() -> None:
+    with connections[CONTEXT].cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO inventory_stockitem (sku, on_hand, reserved, updated_at) "
+            "SELECT unnest(%s::text[]), 1000000000, 0, now() ON CONFLICT (sku) DO NOTHING",
+            [SKUS],
+        )
+
+
+def order_placed(i: int) -> Envelope:
+    """A valid OrderPlaced v1 of a two-line order, with the envelope the relay would send."""
+    order_id, customer_id = uuid.uuid4(), uuid.uuid4()
+    line = {"unit_price": {"amount": "19.99", "currency": "USD"}}
+    data = {
+        "order_id": str(order_id),
+        "customer_id": str(customer_id),
+        "lines": [
+            {"sku": SKUS[i % 200], "quantity": 1 + i % 3, **line},
+            {"sku": SKUS[(i + 100) % 200], "quantity": 1, **line},
+        ],
+        "total": {"amount": "79.96", "currency": "USD"},
+        "card_token": "tok_visa",
+    }
+    return Envelope(
+        id=str(uuid.uuid4()),
+        type=order_events.OrderPlaced.type,
+        source="/orderflow/orders",
+        subject=str(order_id),
+        time=datetime.now(UTC),
+        data=data,
+        traceparent=f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-01",
+        correlation_id=str(uuid.uuid4()),
+    )
+
+
+def produce(topic: str, n: int) -> float:
+    order_events.OrderPlaced.validate(order_placed(0).data)
+    producer = Producer(producer_config())
+    started = time.perf_counter()
+    for i in range(n):
+        event = order_placed(i)
+        while True:
+            try:
+                producer.produce(topic, key=event.subject.encode(), value=event.value(), headers=event.headers())
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(60):
+        raise RuntimeError("the broker did not acknowledge every event")
+    return time.perf_counter() - started
+
+
+# --- the real consumer ------------------------------------------------------------------------------------
+
+
+def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
+    """Run the production consumer until it has applied `n` events; a watcher thread samples
+    `consumer.applied` every 5 ms to time the first to the last application (it needs nothing of
+    the consumer's internals) and profiles that stretch."""
+    consumer = ContextConsumer(CONTEXT, group_id=f"bench.inventory.{uuid.uuid4().hex[:8]}")
+    marks: dict[str, float] = {}
+    finished = threading.Event()
+
+    def handled() -> int:
+        return consumer.applied + consumer.skipped + consumer.dead_lettered
+
+    def watch() -> None:
+        with ExitStack() as stack:
+            deadline = time.monotonic() + timeout
+            while handled() < n and time.monotonic() < deadline and not finished.is_set():
+                if "first" not in marks and consumer.applied:
+                    marks["first"], marks["applied_at_first"] = time.perf_counter(), consumer.applied
+                    if profile:
+                        stack.enter_context(profiling.record(os.getpid(), profile))
+                time.sleep(0.005)
+            marks["last"] = time.perf_counter()
+        consumer.stop()
+
+    watcher = threading.Thread(target=watch, name="bench-watch", daemon=True)
+    watcher.start()
+    try:
+        consumer.run()
+    finally:
+        finished.set()
+        watcher.join()
+    seconds = marks["last"] - marks.get("first", marks["last"])
+    counted = consumer.applied - marks.get("applied_at_first", 0)
+    return {
+        "applied": consumer.applied,
+        "skipped": consumer.skipped,
+        "dead_lettered": consumer.dead_lettered,
+        "seconds": round(seconds, 3),
+        "events_per_s": round(counted / seconds, 1) if seconds > 0 else 0.0,
+        "complete": handled() >= n,
+    }
+
+
+def verify(n: int) -> dict[str, int]:
+    """What the handler left in inventory's database: one reservation, inbox row and outbox event per order."""
+    counts = {}
+    with connections[CONTEXT].cursor() as cursor:
+        for name, query in {
+            "reservations": "SELECT count(*) FROM inventory_reservation WHERE status = 'RESERVED'",
+            "inbox_rows": "SELECT count(*) FROM inventory_inboxevent",
+            "outbox_events": (
+                "SELECT count(*) FROM inventory_outboxevent WHERE type = 'orderflow.inventory.StockReserved.v1'"
+            ),
+        }.items():
+            cursor.execute(query)
+            counts[name] = cursor.fetchone()[0]
+    return counts
+
+
+# --- the raw consume rate -------------------------------------------------------------------------------------
+
+
+def run_raw(topic: str, n: int, timeout: float) -> dict[str, Any]:
+    consumer = Consumer(consumer_config(f"bench.raw.{uuid.uuid4().hex[:8]}"))
+    consumer.subscribe([topic])
+    count = counted_from = 0
+    first_at = last_at = 0.0
+    deadline = time.monotonic() + timeout
+    try:
+        while count < n and time.monotonic() < deadline:
+            messages = consumer.consume(num_messages=500, timeout=0.5)
+            for message in messages:
+                if message.error() is None:
+                    message.value(), message.headers()
+                    count += 1
+            if messages:
+                last_at = time.perf_counter()
+                if not first_at:  # the clock starts when the first batch is in hand
+                    first_at, counted_from = last_at, count
+    finally:
+        consumer.close()
+    seconds = last_at - first_at
+    return {
+        "consumed": count,
+        "seconds": round(seconds, 3),
+        "events_per_s": round((count - counted_from) / seconds, 1) if seconds > 0 else 0.0,
+    }
+
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    topic = topic_name(order_events.OrderPlaced.stream)
+    seed_stock()
+    produce_s = produce(topic, args.n)
+    print(f"consumer: {args.n} OrderPlaced on {topic} in {produce_s:.1f} s", flush=True)
+    raw_before = run_raw(topic, args.n, args.timeout)
+    profile = Path(args.profile_dir) / "consumer-inventory.raw" if args.profile_dir else None
+    real = run_real(args.n, args.timeout, profile)
+    raw_after = run_raw(topic, args.n, args.timeout)
+    print(f"consumer: real {real['events_per_s']:,.0f}/s, raw {raw_before['events_per_s']:,.0f}/s", flush=True)
+    counts = verify(args.n)
+    expected = real["applied"]  # all N unless the time limit stopped it
+    errors = [f"{k} = {v}, expected {expected}" for k, v in counts.items() if v != expected]
+    if real["dead_lettered"]:
+        errors.append(f"{real['dead_lettered']} event(s) dead-lettered")
+    raw_rates = [r["events_per_s"] for r in (raw_before, raw_after) if r["consumed"] >= args.n]
+    result = {
+        "events": args.n,
+        "handler": "inventory on_order_placed (services.order_reserve), two lines per order",
+        "events_per_s": real["events_per_s"],
+        "raw_events_per_s": round(sum(raw_rates) / len(raw_rates), 1) if raw_rates else 0.0,
+        "real": real,
+        "raw_runs": [raw_before, raw_after],
+        "verified": counts,
+        "errors": errors,
+        "produce_seconds": round(produce_s, 2),
+    }
+    if profile:
+        result["profile"] = profiling.summarize(profile, focus="run (orderflow/messaging/consumer.py")
+    return result
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--timeout", type=float, default=900)
+
+
+if __name__ == "__main__":
+    task.run(main, configure)

@@ -1,0 +1,291 @@
+"""Saga benchmark: end-to-end latency from `POST /api/orders/` to CONFIRMED at fixed open-loop
+arrival rates, and the highest rate the whole system sustains, all on this one machine.
+
+The system is OrderFlow's real process set on a sandbox: gunicorn, a Celery worker and beat, one
+consumer per context (orderflow.stack.processes, supervised like `python -m orderflow.stack
+run`). Orders arrive at a fixed rate from a separate process (open loop: a slow answer does not
+delay the next order), eight customers, two-line orders over 50 stocked skus.
+
+Latency is measured server-side, not by polling (which would add load): after each step the
+orders database is read for every accepted order — the OrderConfirmed entry of its timeline is
+written in the transaction that confirms it, with the confirming process's wall clock, so
+`confirmed - sent` (the load generator's wall clock when it sent the POST; same machine, same
+clock) is the time until CONFIRMED became visible. An order not confirmed by the end of the
+drain counts as infinitely late. The timeline also splits it into hops: the request itself, the
+way to the participants (orders relay → Kafka → inventory/payments consumers) and back (their
+relays → Kafka → orders consumer).
+
+A step is sustained when p99 < 1 s, no more than 1% of requests failed and the generator kept
+the rate. A search step stops early once more than 1% of its planned orders have been PENDING
+for over a second: its p99 is then certainly above 1 s. The fixed rates stop early only when 20%
+are (a runaway backlog), so their percentiles cover most of the window.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import env, memory, profiling, stack
+from bench.loadgen import OpenLoop
+from bench.stats import percentile, summary_ms
+from orderflow.contexts_registry import ALL_CONTEXTS
+
+P99_LIMIT_MS = 1000.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    rates: tuple[int, ...]
+    window: float  # seconds of arrivals per step (also the sustain window)
+    drain: float  # seconds to wait for a step's orders to finish
+    search_steps: int  # extra steps searching the highest sustained rate
+
+    @classmethod
+    def for_mode(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(rates=(10, 50, 100), window=8.0, drain=15.0, search_steps=1)
+        return cls(rates=(10, 50, 100), window=60.0, drain=60.0, search_steps=4)
+
+
+# --- one step -----------------------------------------------------------------------------------------------
+
+
+def _late_pending(box: env.Sandbox, since: float) -> int:
+    with box.connect("orders") as conn:
+        return conn.execute(
+            "SELECT count(*) FROM orders_order WHERE status = 'PENDING' "
+            "AND created_at >= to_timestamp(%s) AND created_at < now() - interval '1 second'",
+            [since],
+        ).fetchone()[0]
+
+
+def _timelines(box: env.Sandbox, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per order: created, status, and (occurred, recorded) of each timeline entry type."""
+    orders: dict[str, dict[str, Any]] = {}
+    with box.connect("orders") as conn:
+        for oid, created, status in conn.execute(
+            "SELECT id::text, extract(epoch FROM created_at)::float8, status "
+            "FROM orders_order WHERE id = ANY(%s::uuid[])",
+            [ids],
+        ):
+            orders[oid] = {"created": created, "status": status}
+        for oid, type_, occurred, recorded in conn.execute(
+            "SELECT order_id::text, type, extract(epoch FROM occurred_at)::float8, "
+            "extract(epoch FROM recorded_at)::float8 FROM orders_timelineentry WHERE order_id = ANY(%s::uuid[])",
+            [ids],
+        ):
+            orders.setdefault(oid, {}).setdefault(type_, (occurred, recorded))
+    return orders
+
+
+def _analyse(records: list[dict[str, Any]], orders: dict[str, dict[str, Any]], rate: float) -> dict[str, Any]:
+    accepted = [r for r in records if r.get("order_id")]
+    e2e: list[float] = []
+    hops: dict[str, list[float]] = {"request": [], "to_participants": [], "back_to_orders": []}
+    for record in accepted:
+        order = orders.get(record["order_id"], {})
+        confirmed = order.get("OrderConfirmed")
+        if confirmed is None:
+            e2e.append(math.inf)
+            continue
+        e2e.append((confirmed[0] - record["sent"]) * 1000)
+        replies = [order[t][0] for t in ("StockReserved", "PaymentAuthorized") if t in order]
+        if "created" in order and len(replies) == 2:
+            hops["request"].append((order["created"] - record["sent"]) * 1000)
+            hops["to_participants"].append((max(replies) - order["created"]) * 1000)
+            hops["back_to_orders"].append((confirmed[0] - max(replies)) * 1000)
+    sent = sorted(r["sent"] for r in records)
+    achieved = (len(sent) - 1) / (sent[-1] - sent[0]) if len(sent) > 1 and sent[-1] > sent[0] else 0.0
+    statuses: dict[str, int] = {}
+    for record in accepted:
+        status = orders.get(record["order_id"], {}).get("status", "MISSING")
+        statuses[status] = statuses.get(status, 0) + 1
+    return {
+        "offered_per_s": rate,
+        "achieved_per_s": round(achieved, 1),
+        "requests": len(records),
+        "accepted": len(accepted),
+        "failed_requests": len(records) - len(accepted),
+        "confirmed": sum(1 for v in e2e if not math.isinf(v)),
+        "statuses": statuses,
+        **summary_ms(e2e),
+        "post_ms": summary_ms([(r["answered"] - r["sent"]) * 1000 for r in records]),
+        "send_lag_p99_ms": round(percentile([(r["sent"] - r["scheduled"]) * 1000 for r in records], 99) or 0, 1),
+        "hops_ms": {name: summary_ms(values, (50, 99)) for name, values in hops.items()},
+        "latencies_ms": sorted(round(v, 1) for v in e2e if not math.isinf(v)),  # for the chart; dropped from JSON
+    }
+
+
+def run_step(
+    box: env.Sandbox,
+    base: str,
+    tokens: list[str],
+    rate: float,
+    plan: Plan,
+    profile: dict[str, int] | None = None,
+    profile_dir: Path | None = None,
+    abort_fraction: float = 0.01,
+    sampler: memory.Sampler | None = None,
+) -> dict[str, Any]:
+    """Offer `rate` orders/s for the plan's window; measure; wait for the system to drain.
+
+    The step stops early when more than `abort_fraction` of its planned orders have been PENDING
+    for over a second (with 0.01 its p99 is then certainly above 1 s)."""
+    bodies = stack.order_bodies()
+    cpu_before, wall_before = (sampler.cpu_seconds() if sampler else {}), time.monotonic()
+    loop = OpenLoop(f"{base}/api/orders/", bodies=bodies, tokens=tokens, rate=rate, seconds=plan.window).start()
+    started = time.time()
+    planned = int(rate * plan.window)
+    aborted = False
+    recorders = []
+    if profile and profile_dir:
+        for name, pid in profile.items():
+            raw = profile_dir / f"saga-{int(rate)}-{name}.raw"
+            recorder = profiling.record(
+                pid, raw, idle=name.startswith("consumer"), subprocesses=name in ("web", "worker")
+            )
+            recorder.__enter__()
+            recorders.append((name, raw, recorder))
+    try:
+        while time.time() < started + plan.window + 0.5:
+            time.sleep(1.0)
+            if _late_pending(box, started) > planned * abort_fraction:
+                loop.stop()
+                aborted = True
+                break
+    finally:
+        for _name, _raw, recorder in recorders:
+            recorder.__exit__(None, None, None)
+    records = loop.result(timeout=plan.window + 120)
+    cpu_after, wall = (sampler.cpu_seconds() if sampler else {}), time.monotonic() - wall_before
+    ids = [r["order_id"] for r in records if r.get("order_id")]
+    stack.wait_status(box, ids, timeout=plan.drain)
+    result = _analyse(records, _timelines(box, ids), rate)
+    result["window_s"] = plan.window
+    # Cores each process kind used while orders arrived (2 = the whole machine here).
+    result["cpu_cores"] = {
+        k: round((cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0)) / wall, 2) for k in sorted(cpu_after)
+    }
+    result["aborted_early"] = aborted
+    result["arrivals_s"] = round(max((r["sent"] for r in records), default=started) - started, 1)
+    p99 = result["p99_ms"]  # None when an unconfirmed (infinitely late) order reaches the 99th percentile
+    result["sustained"] = bool(
+        not aborted
+        and p99 is not None
+        and p99 < P99_LIMIT_MS
+        and result["failed_requests"] <= 0.01 * max(1, result["requests"])
+        and result["achieved_per_s"] >= 0.95 * rate
+    )
+    if recorders:
+        result["profiles"] = {name: profiling.summarize(raw) for name, raw, _ in recorders}
+    env.log(
+        f"saga {rate:>5g}/s: p50 {result['p50_ms']} p95 {result['p95_ms']} p99 {result['p99_ms']} ms, "
+        f"{result['confirmed']}/{result['accepted']} confirmed{' (stopped early)' if aborted else ''}"
+        f" -> {'sustained' if result['sustained'] else 'not sustained'}"
+    )
+    result["drained"] = quiesce(box, timeout=plan.drain)
+    return result
+
+
+def quiesce(box: env.Sandbox, timeout: float) -> bool:
+    """Wait until no order is PENDING and every confirmed one has its stock committed and payment
+    captured (the saga's last replies), so the next step starts on an idle system."""
+    deadline = time.monotonic() + timeout
+    with box.connect("orders") as conn:
+        while time.monotonic() < deadline:
+            busy = conn.execute(
+                "SELECT count(*) FROM orders_order WHERE status = 'PENDING' OR (status = 'CONFIRMED' "
+                "AND (stock_status <> 'COMMITTED' OR payment_status <> 'CAPTURED'))"
+            ).fetchone()[0]
+            if not busy:
+                time.sleep(1.0)  # notifications and the last relays
+                return True
+            time.sleep(0.5)
+    env.log(f"saga: the system did not drain within {timeout:g} s")
+    return False
+
+
+# --- the whole benchmark -------------------------------------------------------------------------------------
+
+
+def _next_rate(low: float, high: float | None) -> float | None:
+    """Grow by half until a rate fails, then bisect (to 5 orders/s or 10%)."""
+    if high is None:
+        return max(10.0, round(low * 1.5 / 5) * 5)
+    if high - low <= max(5.0, 0.1 * low):
+        return None
+    middle = round((low + high) / 2 / 5) * 5
+    return middle if low < middle < high else None
+
+
+def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str, Any]:
+    plan = Plan.for_mode(quick)
+    services = ["web", "worker", "beat", *(f"consumer-{c}" for c in ALL_CONTEXTS)]
+    with env.sandbox(infra, "saga") as box, box.log_path.open("a") as out:
+        stack.seed(box, stock=True)
+        with stack.running(box, full=True, out=out) as system:
+            tokens = [stack.customer_token(system.base) for _ in range(8)]
+            warm_s = stack.warm_up(box, system.base, tokens[0])
+            quiesce(box, timeout=30)
+            servers = memory.server_pids(infra.components, env.VAR_DIR)
+            sampler = memory.Sampler(lambda: {**{s: system.supervisor.pid(s) for s in services}, **servers}).start()
+            profile = None
+            if profile_dir:
+                profile = {
+                    s: system.supervisor.pid(s)
+                    for s in ("web", "worker", "consumer-orders", "consumer-inventory", "consumer-payments")
+                }
+            steps = []
+            for rate in plan.rates:
+                # The fixed rates run their whole window unless the backlog runs away (20% late).
+                profiled = profile if rate in (10, 50) else None
+                steps.append(run_step(box, system.base, tokens, rate, plan, profiled, profile_dir, 0.2, sampler))
+            searched = []
+            low = max((s["offered_per_s"] for s in steps if s["sustained"]), default=0.0)
+            high = min(
+                (s["offered_per_s"] for s in steps if not s["sustained"] and s["offered_per_s"] > low), default=None
+            )
+            search_note = ""
+            for _ in range(plan.search_steps):
+                rate = _next_rate(low, high)
+                if rate is None:
+                    break
+                previous = (searched or steps)[-1]
+                if not previous["drained"] and not quiesce(box, timeout=2 * plan.drain):
+                    search_note = (
+                        f"stopped before {rate:g}/s: the backlog of {previous['offered_per_s']:g}/s did not drain"
+                    )
+                    env.log(f"saga: {search_note}")
+                    break
+                step = run_step(box, system.base, tokens, rate, plan, sampler=sampler)
+                searched.append(step)
+                if step["sustained"]:
+                    low = max(low, rate)
+                else:
+                    high = rate if high is None else min(high, rate)
+            sampler.stop()
+            restarts = {s: system.supervisor.restarts(s) for s in services}
+    latencies = {str(s["offered_per_s"]): s.pop("latencies_ms") for s in [*steps, *searched]}
+    return {
+        "rates": [_public(s) for s in steps],
+        "search": [_public(s) for s in searched],
+        "max_sustained_per_s": low,
+        "first_unsustained_per_s": high,
+        "search_note": search_note,
+        "window_s": plan.window,
+        "sustain_criteria": "p99 < 1 s over the window, ≤ 1% failed requests, ≥ 95% of the offered rate sent",
+        "warm_up_s": round(warm_s, 1),
+        "restarts": restarts,
+        "memory": sampler.report(),
+        "latencies_ms": latencies,
+        "method": __doc__.split("\n\n", 2)[2].replace("\n", " ").strip(),
+    }
+
+
+def _public(step: dict[str, Any]) -> dict[str, Any]:
+    keys = ("offered_per_s", "p50_ms", "p95_ms", "p99_ms")
+    return {**{k: step[k] for k in keys}, **{k: v for k, v in step.items() if k not in keys}}
