@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,12 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg import sql
 
 from orderflow.contexts_registry import ALL_CONTEXTS
+from orderflow.messaging.databases import connect_url, with_database
 from orderflow.stack import processes
 from orderflow.stack.components import Component, resolve_environment
 from orderflow.stack.supervisor import resolve_argv
@@ -79,24 +78,12 @@ def start_infra() -> Infra:
 
 def database_url(base_url: str, name: str) -> str:
     """The server's DATABASE_URL with another database name (the last path segment)."""
-    parts = urlsplit(base_url)
-    head, _, _ = parts.path.rpartition("/")
-    return urlunsplit(parts._replace(path=f"{head}/{name}"))
+    return with_database(base_url, name)
 
 
 def pg_connect(base_url: str, database: str) -> psycopg.Connection:
     """An autocommit psycopg connection to `database` on the server of `base_url`."""
-    import environ
-
-    cfg = environ.Env.db_url_config(database_url(base_url, database))
-    params = {
-        "dbname": cfg["NAME"],
-        "user": cfg.get("USER"),
-        "password": cfg.get("PASSWORD"),
-        "host": cfg.get("HOST"),
-        "port": cfg.get("PORT"),
-    }
-    return psycopg.connect(**{k: v for k, v in params.items() if v}, autocommit=True)
+    return connect_url(base_url, dbname=database)
 
 
 def _drop_databases(base_url: str, names: list[str]) -> None:
@@ -236,7 +223,3 @@ def _delete_topics(bootstrap: str, namespace: str) -> None:
                     pass
     except Exception as exc:
         log(f"could not delete topics {namespace}.*: {exc}")
-
-
-def python_argv(module: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", module, *args]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 
 from django.db import transaction
 
@@ -60,7 +61,7 @@ def order_reserve(*, order_id: uuid.UUID, lines: list[dict]) -> Reservation:
                 aggregate_id=str(order_id),
                 data={
                     "order_id": str(order_id),
-                    "lines": [{"sku": line.sku, "quantity": line.quantity} for line in outcome.lines],
+                    "lines": _lines_payload(outcome.lines),
                 },
             )
         else:
@@ -79,7 +80,7 @@ def order_reserve(*, order_id: uuid.UUID, lines: list[dict]) -> Reservation:
         return Reservation.objects.using(DB).create(
             order_id=order_id,
             status=Reservation.Status.RESERVED if outcome.reserved else Reservation.Status.REJECTED,
-            lines=[{"sku": line.sku, "quantity": line.quantity} for line in outcome.lines],
+            lines=_lines_payload(outcome.lines),
         )
 
 
@@ -99,7 +100,7 @@ def _apply_to_stock(reservation: Reservation, change) -> list[domain.Line]:
     return lines
 
 
-def _lines_payload(lines: list[domain.Line]) -> list[dict]:
+def _lines_payload(lines: Iterable[domain.Line]) -> list[dict]:
     return [{"sku": line.sku, "quantity": line.quantity} for line in lines]
 
 

@@ -231,22 +231,15 @@ class ContextConsumer:
             return []
         prepared = self._prepare(messages)
         if prepared is not None:
-            delay = 0.1
-            while True:
-                try:
-                    self._apply_together(prepared)
-                    crash_point("consumer_after_db_commit")
-                    return messages
-                except TRANSIENT as exc:
-                    if self.stop_event.is_set():
-                        return []
-                    log.warning("consumer %s: transient failure, retrying batch in %.1fs: %s", self.name, delay, exc)
-                    connections[self.context].close()
-                    time.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                except Exception as exc:  # one record is bad: find it the slow way
-                    log.info("consumer %s: batch of %d failed (%s); applying one by one", self.name, len(messages), exc)
-                    break
+            try:
+                self._in_place("batch", lambda: self._apply_together(prepared))
+            except TRANSIENT:  # stopping during an outage: nothing of the batch is done
+                return []
+            except Exception as exc:  # one record is bad: find it the slow way
+                log.info("consumer %s: batch of %d failed (%s); applying one by one", self.name, len(messages), exc)
+            else:
+                crash_point("consumer_after_db_commit")
+                return messages
         done = []
         for message in messages:
             if self.stop_event.is_set():
@@ -257,12 +250,22 @@ class ContextConsumer:
 
     def _reload_parked(self) -> None:
         """Reload the parked keys, retrying an outage in place like any transient failure."""
+        try:
+            self._in_place("reloading parked keys", self.parked.reload)
+        except TRANSIENT:
+            pass  # stopping: the cache stays stale and the caller does nothing
+
+    def _in_place(self, what: str, work: Callable[[], Any]) -> Any:
+        """Run `work`, retrying outages (database, `TransientError`) with backoff; the offset does
+        not move meanwhile. When stopping, the outage's exception is raised to the caller."""
         delay = 0.1
-        while self.parked.stale and not self.stop_event.is_set():
+        while True:
             try:
-                self.parked.reload()
+                return work()
             except TRANSIENT as exc:
-                log.warning("consumer %s: reloading parked keys failed, retrying: %s", self.name, exc)
+                if self.stop_event.is_set():
+                    raise
+                log.warning("consumer %s: transient failure, retrying the %s in %.1fs: %s", self.name, what, delay, exc)
                 connections[self.context].close()
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -359,18 +362,7 @@ class ContextConsumer:
 
     def process(self, message: Message) -> None:
         """Apply one record, retrying transient failures in place with backoff."""
-        delay = 0.1
-        while True:
-            try:
-                self.apply(message)
-                return
-            except TRANSIENT as exc:
-                if self.stop_event.is_set():
-                    raise
-                log.warning("consumer %s: transient failure, retrying in %.1fs: %s", self.name, delay, exc)
-                connections[self.context].close()
-                time.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        self._in_place("record", lambda: self.apply(message))
 
     def _decode(self, message: Message) -> tuple[Envelope, Event | None]:
         """Parse, validate and upcast; the Event is None when the record is not for us."""

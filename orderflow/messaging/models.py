@@ -38,14 +38,6 @@ class OutboxEventBase(models.Model):
     def __str__(self) -> str:
         return f"{self.type} {self.aggregateid} ({self.event_id})"
 
-    @property
-    def is_published(self) -> bool:
-        return self.published_at is not None
-
-    @property
-    def is_parked(self) -> bool:
-        return self.published_at is None and self.next_attempt_at is not None
-
 
 def outbox_indexes(prefix: str) -> list[models.Index]:
     """Few and cheap: marking a row published rewrites it into every index, on the relay's hot path.

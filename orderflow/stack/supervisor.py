@@ -220,10 +220,6 @@ class Supervisor:
 
     # --- stopping ---------------------------------------------------------------------------------
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
-
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM every process group, wait up to `timeout` seconds, SIGKILL what is left."""
         with self._lock:
