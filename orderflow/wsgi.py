@@ -12,4 +12,6 @@ application = get_wsgi_application()
 # process), so nothing unsafe crosses the fork.
 from django.urls import get_resolver  # noqa: E402
 
-get_resolver().url_patterns  # noqa: B018 — evaluating the property performs the import
+_resolver = get_resolver()
+_resolver.url_patterns  # noqa: B018 — evaluating the property performs the import
+_resolver.reverse_dict  # noqa: B018 — and this builds reverse()'s tables, also once per worker otherwise

@@ -163,7 +163,7 @@ class OrderListApi(generics.ListAPIView):
         if key is not None and len(key) > 255:
             raise exceptions.ValidationError({"Idempotency-Key": ["at most 255 characters"]})
         try:
-            order, _created = services.order_place(
+            view, _created = services.order_place(
                 customer_id=principal_id(request),
                 lines=data.validated_data["lines"],
                 card_token=data.validated_data.get("payment", {}).get("card_token", "tok_visa"),
@@ -176,9 +176,9 @@ class OrderListApi(generics.ListAPIView):
         except services.CustomerInactive as exc:
             raise exceptions.PermissionDenied(str(exc)) from None
         return Response(
-            OrderOut(_view(order.id)).data,
+            OrderOut(view).data,
             status=status.HTTP_202_ACCEPTED,
-            headers={"Location": _location(request, order.id)},
+            headers={"Location": _location(request, view.id)},
         )
 
 

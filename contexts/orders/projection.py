@@ -12,23 +12,29 @@ from orderflow.domain import DomainEvent
 DB = "orders"
 
 
+def placed_view(event: domain.Placed, *, at: datetime) -> OrderView:
+    """The read model row of a just-placed order (not saved)."""
+    return OrderView(
+        id=event.order_id,
+        customer_id=event.customer_id,
+        status=domain.OrderStatus.PENDING,
+        stock_status=domain.StockStatus.PENDING,
+        payment_status=domain.PaymentStatus.PENDING,
+        cancellation_reason="",
+        lines=[
+            {"sku": line.sku, "quantity": line.quantity, "unit_price": line.unit_price.to_dict()}
+            for line in event.lines
+        ],
+        total=event.total.to_dict(),
+        created_at=at,
+        updated_at=at,
+    )
+
+
 def project(events: Iterable[DomainEvent], *, at: datetime) -> None:
     for event in events:
         if isinstance(event, domain.Placed):
-            OrderView.objects.using(DB).create(
-                id=event.order_id,
-                customer_id=event.customer_id,
-                status=domain.OrderStatus.PENDING,
-                stock_status=domain.StockStatus.PENDING,
-                payment_status=domain.PaymentStatus.PENDING,
-                lines=[
-                    {"sku": line.sku, "quantity": line.quantity, "unit_price": line.unit_price.to_dict()}
-                    for line in event.lines
-                ],
-                total=event.total.to_dict(),
-                created_at=at,
-                updated_at=at,
-            )
+            placed_view(event, at=at).save(using=DB, force_insert=True)
         elif isinstance(event, domain.StatusChanged):
             OrderView.objects.using(DB).filter(id=event.order_id).update(**{event.field: event.value, "updated_at": at})
         elif isinstance(event, domain.Cancelled):

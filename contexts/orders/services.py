@@ -15,9 +15,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 import contracts.orders as events
-from contexts.orders import domain
-from contexts.orders.models import CustomerStatus, IdempotencyKey, Order, OrderLine, ProductPrice, TimelineEntry
-from contexts.orders.projection import project
+from contexts.orders import domain, store
+from contexts.orders.models import CustomerStatus, IdempotencyKey, Order, OrderView, ProductPrice, TimelineEntry
+from contexts.orders.projection import placed_view, project
 from orderflow.domain import DomainError, DomainEvent, Money
 from orderflow.messaging import outbox
 
@@ -62,66 +62,60 @@ def _request_hash(lines: list[dict], card_token: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _replayed(customer_id: uuid.UUID, key: str, request_hash: str) -> Order | None:
-    record = IdempotencyKey.objects.using(DB).select_related("order").filter(customer_id=customer_id, key=key).first()
+def _replayed(customer_id: uuid.UUID, key: str, request_hash: str) -> OrderView | None:
+    record = IdempotencyKey.objects.using(DB).filter(customer_id=customer_id, key=key).first()
     if record is None:
         return None
     if record.request_hash != request_hash:
         raise IdempotencyMismatch("this Idempotency-Key was used with a different request body")
-    return record.order
+    return OrderView.objects.using(DB).get(id=record.order_id)
 
 
 def order_place(
     *, customer_id: uuid.UUID, lines: list[dict], card_token: str = "tok_visa", idempotency_key: str | None = None
-) -> tuple[Order, bool]:
-    """Place an order (PENDING) and publish OrderPlaced. Returns (order, created).
+) -> tuple[OrderView, bool]:
+    """Place an order (PENDING) and publish OrderPlaced. Returns (the order's read model, created).
 
     With an idempotency key, the same key and body return the first order (created=False).
+    Everything is written by one statement (contexts/orders/store.py): the public API's hot path.
     """
     request_hash = _request_hash(lines, card_token)
     if idempotency_key and (existing := _replayed(customer_id, idempotency_key, request_hash)):
         return existing, False
+    active, quotes = store.replicas(customer_id=customer_id, skus=sorted({line["sku"] for line in lines}))
+    if active is False:
+        raise CustomerInactive("this customer account is deactivated")
+    order = domain.Order.place(
+        customer_id=customer_id,
+        quotes=quotes,
+        card_token=card_token,
+        lines=[(line["sku"], line["quantity"]) for line in lines],
+    )
+    (placed,) = order.pull_events()
+    event_type, data = _integration_event(order, placed)
+    event = outbox.prepare(event_type=event_type, aggregate_id=str(order.id), data=data)
+    view = placed_view(placed, at=event.occurred_at)
     try:
-        with transaction.atomic(using=DB):
-            status = CustomerStatus.objects.using(DB).filter(customer_id=customer_id).first()
-            if status is not None and not status.active:
-                raise CustomerInactive("this customer account is deactivated")
-            skus = {line["sku"] for line in lines}
-            quotes = {p.sku: p.to_quote() for p in ProductPrice.objects.using(DB).filter(sku__in=skus)}
-            order = domain.Order.place(
-                customer_id=customer_id,
-                quotes=quotes,
-                card_token=card_token,
-                lines=[(line["sku"], line["quantity"]) for line in lines],
-            )
-            row = Order(
-                id=order.id, customer_id=customer_id, total_amount=order.total.amount, currency=order.total.currency
-            )
-            row.update_from_domain(order)
-            row.save(using=DB, force_insert=True)
-            OrderLine.objects.using(DB).bulk_create(
-                [
-                    OrderLine(
-                        order=row,
-                        position=i,
-                        sku=line.sku,
-                        quantity=line.quantity,
-                        unit_price_amount=line.unit_price.amount,
-                    )
-                    for i, line in enumerate(order.lines)
-                ]
-            )
-            if idempotency_key:
-                IdempotencyKey.objects.using(DB).create(
-                    customer_id=customer_id, key=idempotency_key, request_hash=request_hash, order=row
-                )
-            _commit(order)
+        store.insert_placed(
+            view=view,
+            order=order,
+            event=event,
+            timeline_type=event_type.name,
+            timeline_data=_timeline_data(data),
+            idempotency=(idempotency_key, request_hash) if idempotency_key else None,
+        )
     except IntegrityError:
         # A concurrent request with the same idempotency key committed first: answer with its order.
         if idempotency_key and (existing := _replayed(customer_id, idempotency_key, request_hash)):
             return existing, False
         raise
-    return row, True
+    outbox.kick_after_commit(DB)
+    return view, True
+
+
+def _timeline_data(data: dict) -> dict:
+    # The card token stays out of the timeline (an admin page).
+    return {k: v for k, v in data.items() if k != "card_token"}
 
 
 # -- publishing ------------------------------------------------------------------------------------
@@ -168,7 +162,7 @@ def _commit(order: domain.Order, *, save: Order | None = None) -> list[DomainEve
             type=event_type.name,
             source="orders",
             occurred_at=now,
-            data={k: v for k, v in data.items() if k != "card_token"},
+            data=_timeline_data(data),
         )
     return recorded
 

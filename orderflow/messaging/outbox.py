@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from django.apps import apps
@@ -18,21 +20,30 @@ def outbox_model(context: str):
     return apps.get_model(context, "OutboxEvent")
 
 
-def record(*, event_type: EventType, aggregate_id: str, data: dict[str, Any]) -> uuid.UUID:
-    """Validate `data` against its contract and add it to the context's outbox.
+@dataclass(frozen=True)
+class OutboxRow:
+    """One outbox row's values (field names as on the outbox models), validated and traced."""
 
-    Must run inside `transaction.atomic(using=<context>)` with the aggregate change: the event
-    exists if and only if the change commits. After commit the relay is kicked at once.
+    event_id: uuid.UUID
+    aggregatetype: str
+    aggregateid: str
+    type: str
+    payload: dict[str, Any]
+    topic: str
+    headers: dict[str, str]
+    occurred_at: datetime
+
+
+def prepare(*, event_type: EventType, aggregate_id: str, data: dict[str, Any]) -> OutboxRow:
+    """Validate `data` against its contract and build the row, without writing it.
+
+    For a use case that writes its rows in one statement of its own (orders' placement); it must
+    insert the row in the same transaction as its change and call `kick_after_commit`.
     """
-    context = event_type.context
-    connection = transaction.get_connection(context)
-    if not connection.in_atomic_block:
-        raise RuntimeError(f"outbox.record for {event_type.type} outside a transaction on '{context}'")
     event_type.validate(data)
     trace = tracing.current().child()
-    event_id = uuid.uuid4()
-    outbox_model(context).objects.using(context).create(
-        event_id=event_id,
+    return OutboxRow(
+        event_id=uuid.uuid4(),
         aggregatetype=event_type.aggregate,
         aggregateid=str(aggregate_id),
         type=event_type.type,
@@ -49,8 +60,22 @@ def record(*, event_type: EventType, aggregate_id: str, data: dict[str, Any]) ->
         },
         occurred_at=timezone.now(),
     )
-    _kick_after_commit(connection, context)
-    return event_id
+
+
+def record(*, event_type: EventType, aggregate_id: str, data: dict[str, Any]) -> uuid.UUID:
+    """Validate `data` against its contract and add it to the context's outbox.
+
+    Must run inside `transaction.atomic(using=<context>)` with the aggregate change: the event
+    exists if and only if the change commits. After commit the relay is kicked at once.
+    """
+    context = event_type.context
+    connection = transaction.get_connection(context)
+    if not connection.in_atomic_block:
+        raise RuntimeError(f"outbox.record for {event_type.type} outside a transaction on '{context}'")
+    row = prepare(event_type=event_type, aggregate_id=aggregate_id, data=data)
+    outbox_model(context).objects.using(context).create(**asdict(row))
+    kick_after_commit(context)
+    return row.event_id
 
 
 class _RelayKick:
@@ -63,7 +88,10 @@ class _RelayKick:
         kick_relay(self.context)
 
 
-def _kick_after_commit(connection, context: str) -> None:
+def kick_after_commit(context: str) -> None:
+    """Kick the relay once the current transaction on `context` commits (at once in autocommit:
+    a single statement has committed when it returns). One kick per transaction."""
+    connection = transaction.get_connection(context)
     # A consumer batch or a saga step can record many events in one transaction: one kick is enough.
     if not any(isinstance(func, _RelayKick) for _sids, func, _robust in connection.run_on_commit):
         transaction.on_commit(_RelayKick(context), using=context)
