@@ -1,4 +1,5 @@
-"""SQL of the order placement path: the replicas it reads and the rows it writes, one statement each.
+"""SQL of the order placement path: the replicas it reads and the rows it writes, one prepared
+statement each.
 
 Placing an order is the hot path of the public API. Through the ORM it was eleven round trips to
 PostgreSQL (BEGIN, two replica reads, six INSERTs, COMMIT, and re-reading the read model for the
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import uuid
 
+import psycopg
 from django.db import connections
 
 from contexts.orders import domain
@@ -40,13 +42,12 @@ def _table(model) -> str:
 
 def replicas(*, customer_id: uuid.UUID, skus: list[str]) -> tuple[bool | None, dict[str, domain.PriceQuote]]:
     """(is the customer active — None if orders has not heard of them yet, {sku: quote})."""
-    with connections[DB].cursor() as cursor:
-        cursor.execute(
-            f"SELECT sku, price_amount, price_currency, active FROM {_table(ProductPrice)} WHERE sku = ANY(%s) "
-            f"UNION ALL SELECT NULL, NULL, NULL, active FROM {_table(CustomerStatus)} WHERE customer_id = %s",
-            [skus, customer_id],
-        )
-        rows = cursor.fetchall()
+    rows = _execute(
+        f"SELECT sku, price_amount, price_currency, active FROM {_table(ProductPrice)} WHERE sku = ANY(%s) "
+        f"UNION ALL SELECT NULL, NULL, NULL, active FROM {_table(CustomerStatus)} WHERE customer_id = %s",
+        [skus, customer_id],
+        fetch=True,
+    )
     active = None
     quotes = {}
     for sku, amount, currency, is_active in rows:
@@ -137,5 +138,20 @@ def insert_placed(
     }
     if idempotency:
         params["idempotency_key"], params["request_hash"] = idempotency
-    with connections[DB].cursor() as cursor:
-        cursor.execute(sql, params)
+    _execute(sql, params)
+
+
+def _execute(sql: str, params: dict | list, *, fetch: bool = False) -> list[tuple] | None:
+    """Run one of this module's statements as a server-side prepared statement.
+
+    Django's cursor binds parameters on the client (quotes them into the SQL text), so PostgreSQL
+    parses and plans every execution; these two statements run on every order, so they are
+    prepared once per connection and the parameters travel separately. Errors still become
+    django.db errors, and the connection's health check still runs first, as with Django's cursor.
+    """
+    connection = connections[DB]
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        return cursor.fetchall() if fetch else None

@@ -7,7 +7,7 @@ import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError
+from django.db import IntegrityError, close_old_connections, connections
 
 import contracts.orders as order_events
 from contexts.orders import domain, services, store
@@ -142,3 +142,25 @@ def test_replicas_report_prices_and_the_customer(prices):
         "SKU-ST1": domain.PriceQuote("SKU-ST1", Money.of("12.50", "USD"), True),
         "SKU-ST3": domain.PriceQuote("SKU-ST3", Money.of("1.00", "USD"), False),
     }
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_a_dead_connection_is_replaced_before_placing(prices):
+    """The store runs its statements on the raw connection: Django's per-request health check
+    (CONN_HEALTH_CHECKS) must still replace a connection that died between requests."""
+    connection = connections[DB]
+    before = connection.settings_dict["CONN_MAX_AGE"]
+    connection.close()
+    connection.settings_dict["CONN_MAX_AGE"] = 60  # reused across requests, as in production
+    try:
+        store.replicas(customer_id=uuid.uuid4(), skus=["SKU-ST1"])
+        victim = connection.connection.info.backend_pid
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [victim])
+        close_old_connections()  # what Django runs when the next request starts
+        view, created = services.order_place(customer_id=uuid.uuid4(), lines=[{"sku": "SKU-ST1", "quantity": 1}])
+        assert created and Order.objects.using(DB).filter(id=view.id).exists()
+        assert connection.connection.info.backend_pid != victim
+    finally:
+        connection.close()
+        connection.settings_dict["CONN_MAX_AGE"] = before
