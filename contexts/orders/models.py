@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.db import models
 
@@ -81,10 +82,18 @@ class Order(models.Model):
         return Money(self.total_amount, self.currency)
 
     def to_domain(self) -> OrderAggregate:
-        lines = tuple(
-            DomainLine(line.sku, line.quantity, Money(line.unit_price_amount, self.currency))
-            for line in self.lines.all()
-        )
+        # `line_data` is there when the row was loaded with its lines (services._locked: one query
+        # instead of two on the saga's hot path); otherwise the lines are queried.
+        if hasattr(self, "line_data"):
+            lines = tuple(
+                DomainLine(sku, quantity, Money(Decimal(amount), self.currency))
+                for sku, quantity, amount in self.line_data
+            )
+        else:
+            lines = tuple(
+                DomainLine(line.sku, line.quantity, Money(line.unit_price_amount, self.currency))
+                for line in self.lines.all()
+            )
         return OrderAggregate(
             id=self.id,
             customer_id=self.customer_id,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -32,10 +33,15 @@ def placed_view(event: domain.Placed, *, at: datetime) -> OrderView:
 
 
 def project(events: Iterable[DomainEvent], *, at: datetime) -> None:
+    # A reply often moves two or three statuses at once (stock, then the order's own): one UPDATE
+    # of the view row for all of them.
+    changes: dict[uuid.UUID, dict] = {}
     for event in events:
         if isinstance(event, domain.Placed):
             placed_view(event, at=at).save(using=DB, force_insert=True)
         elif isinstance(event, domain.StatusChanged):
-            OrderView.objects.using(DB).filter(id=event.order_id).update(**{event.field: event.value, "updated_at": at})
+            changes.setdefault(event.order_id, {})[event.field] = event.value
         elif isinstance(event, domain.Cancelled):
-            OrderView.objects.using(DB).filter(id=event.order_id).update(cancellation_reason=event.reason)
+            changes.setdefault(event.order_id, {})["cancellation_reason"] = event.reason
+    for order_id, fields in changes.items():
+        OrderView.objects.using(DB).filter(id=order_id).update(**fields, updated_at=at)

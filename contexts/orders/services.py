@@ -11,12 +11,23 @@ from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
+from django.contrib.postgres.expressions import ArraySubquery
 from django.db import IntegrityError, transaction
+from django.db.models import CharField, F, Func, JSONField, OuterRef
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 import contracts.orders as events
 from contexts.orders import domain, store
-from contexts.orders.models import CustomerStatus, IdempotencyKey, Order, OrderView, ProductPrice, TimelineEntry
+from contexts.orders.models import (
+    CustomerStatus,
+    IdempotencyKey,
+    Order,
+    OrderLine,
+    OrderView,
+    ProductPrice,
+    TimelineEntry,
+)
 from contexts.orders.projection import placed_view, project
 from orderflow.domain import DomainError, DomainEvent, Money
 from orderflow.messaging import outbox
@@ -146,7 +157,9 @@ def _commit(order: domain.Order, *, save: Order | None = None) -> list[DomainEve
     now = timezone.now()
     if save is not None:
         save.update_from_domain(order)
-        save.save(using=DB)
+        save.save(
+            using=DB, update_fields=["status", "stock_status", "payment_status", "cancellation_reason", "updated_at"]
+        )
     recorded = order.pull_events()
     project(recorded, at=now)
     for event in recorded:
@@ -168,7 +181,29 @@ def _commit(order: domain.Order, *, save: Order | None = None) -> list[DomainEve
 
 
 def _locked(order_id: uuid.UUID) -> Order:
-    row = Order.objects.using(DB).select_for_update().filter(id=order_id).first()
+    """The order row, locked, with its lines (as `line_data`: [sku, quantity, unit price text]) in
+    the same query: the saga applies several replies per order, each loading the aggregate."""
+    lines = (
+        OrderLine.objects.using(DB)
+        .filter(order=OuterRef("pk"))
+        .order_by("position")
+        .values(
+            row=Func(
+                F("sku"),
+                F("quantity"),
+                Cast("unit_price_amount", CharField()),
+                function="jsonb_build_array",
+                output_field=JSONField(),
+            )
+        )
+    )
+    row = (
+        Order.objects.using(DB)
+        .select_for_update(of=("self",))
+        .annotate(line_data=ArraySubquery(lines))
+        .filter(id=order_id)
+        .first()
+    )
     if row is None:
         raise OrderNotFound(f"no order {order_id}")
     return row
