@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -97,8 +99,30 @@ def kick_after_commit(context: str) -> None:
         transaction.on_commit(_RelayKick(context), using=context)
 
 
-def kick_relay(context: str) -> None:
-    """Ask a worker to relay now; beat's one-second run remains the safety net if this is lost."""
-    from orderflow.messaging.tasks import kick
+# Contexts whose relay runs in this process right after each commit (see `inline_relay`).
+_inline: set[str] = set()
 
+
+@contextmanager
+def inline_relay(context: str) -> Iterator[None]:
+    """Within this block, a commit on `context` relays its outbox at once in this process instead
+    of queueing a Celery task. The consume command runs its context's consumer inside it: nearly
+    every event of the saga is recorded by a consumer, and a queued task costs more than the relay
+    run itself (the kick's publish to Redis, the worker's dispatch, a second process waking).
+    When the inline run is locked out (another relay holds the context), fails, or may have left
+    rows, the Celery kick is sent as before; beat's one-second run stays the safety net."""
+    _inline.add(context)
+    try:
+        yield
+    finally:
+        _inline.discard(context)
+
+
+def kick_relay(context: str) -> None:
+    """Relay now: in this process if it relays its context inline, else through a worker; beat's
+    one-second run remains the safety net if this is lost."""
+    from orderflow.messaging.tasks import kick, relay_here
+
+    if context in _inline and relay_here(context):
+        return
     kick(context)

@@ -42,6 +42,25 @@ def kick(context: str) -> None:
         log.warning("could not kick the %s relay; beat will pick the event up", context, exc_info=True)
 
 
+def relay_here(context: str) -> bool:
+    """Run the context's relay in this process (outbox.inline_relay); True if it is done, False if
+    a worker must take over: locked out by another relay, a failure, or maybe rows left after
+    `OUTBOX_RELAY_INLINE_MAX_SECONDS` or a full batch. Never raises: it runs in a commit hook."""
+    try:
+        result = relay.relay_outbox(
+            context=context,
+            producer=shared_producer(),
+            batch_size=settings.OUTBOX_RELAY_BATCH_SIZE,
+            max_seconds=settings.OUTBOX_RELAY_INLINE_MAX_SECONDS,
+        )
+    except Exception:
+        log.warning("inline relay of %s failed; handing it to a worker", context, exc_info=True)
+        return False
+    if result.failed and not result.published:
+        reset_shared_producer()
+    return not (result.locked_out or result.failed) and result.published < settings.OUTBOX_RELAY_BATCH_SIZE
+
+
 @shared_task(name="orderflow.relay_outbox", ignore_result=True)
 def relay_outbox(context: str) -> dict[str, int]:
     try:

@@ -125,6 +125,10 @@ KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS = env.int("KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS",
 OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=1000)
 # One relay run drains for at most this long, so a busy context cannot starve the worker.
 OUTBOX_RELAY_MAX_SECONDS = env.float("OUTBOX_RELAY_MAX_SECONDS", default=5.0)
+# Consumers relay their own context's outbox right after each commit (outbox.inline_relay), for
+# at most this long per commit; a worker takes over anything left.
+CONSUMER_RELAY_INLINE = env.bool("CONSUMER_RELAY_INLINE", default=True)
+OUTBOX_RELAY_INLINE_MAX_SECONDS = env.float("OUTBOX_RELAY_INLINE_MAX_SECONDS", default=0.5)
 # Published rows are kept this long: a fresh broker (or a new cluster after a disaster) can be
 # refilled from them. The inbox must remember event ids at least as long.
 OUTBOX_RETENTION = timedelta(hours=env.float("OUTBOX_RETENTION_HOURS", default=24 * 7))

@@ -14,6 +14,7 @@ from contexts.catalog.models import OutboxEvent
 from orderflow import tracing
 from orderflow.contexts_registry import context_queue
 from orderflow.domain import Money
+from orderflow.messaging import outbox
 from orderflow.messaging.kafka import shared_producer, topic_name
 from orderflow.messaging.relay import purge_published, relay_batch, relay_lock_key, relay_outbox
 from tests.fixtures.kafka import read_topic
@@ -120,3 +121,43 @@ def test_purge_keeps_unpublished_and_recent_rows(kafka_ns):
     OutboxEvent.objects.using("catalog").filter(aggregateid__in=["SKU-P0", "SKU-P1"]).update(published_at=old)
     assert purge_published(context="catalog", older_than=timezone.now() - timedelta(days=7)) == 2
     assert sorted(OutboxEvent.objects.using("catalog").values_list("aggregateid", flat=True)) == ["SKU-P2", "SKU-P9"]
+
+
+def _queued_relay_tasks(client: redis.Redis, context: str) -> int:
+    tasks = [json.loads(m)["headers"] for m in client.lrange(context_queue(context), 0, -1)]
+    return sum(1 for t in tasks if t["task"] == "orderflow.relay_outbox" and context in t["argsrepr"])
+
+
+def test_a_consumer_process_relays_its_own_outbox_right_after_commit(kafka_ns):
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete(context_queue("catalog"), f"orderflow:relay-kick:{kafka_ns}:catalog")
+    with outbox.inline_relay("catalog"):
+        catalog.product_add(sku="SKU-IN1", name="Inline", price=Money.of("1.00", "USD"))
+    # Published by the commit hook itself: no worker ran, none was asked to.
+    assert OutboxEvent.objects.using("catalog").get(aggregateid="SKU-IN1").published_at is not None
+    assert _queued_relay_tasks(client, "catalog") == 0
+    (message,) = read_topic(topic_name("catalog.product"), expect=1, timeout=8, settle=1)
+    assert message.key() == b"SKU-IN1"
+    # Outside the block the commit hook queues a worker's run as before.
+    catalog.product_add(sku="SKU-IN2", name="Queued", price=Money.of("1.00", "USD"))
+    assert OutboxEvent.objects.using("catalog").get(aggregateid="SKU-IN2").published_at is None
+    assert _queued_relay_tasks(client, "catalog") == 1
+    client.delete(context_queue("catalog"))
+
+
+def test_an_inline_relay_that_is_locked_out_hands_over_to_a_worker(kafka_ns):
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete(context_queue("catalog"), f"orderflow:relay-kick:{kafka_ns}:catalog")
+    other = connections.create_connection("catalog")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [relay_lock_key("catalog")])  # another relay runs
+            with outbox.inline_relay("catalog"):
+                catalog.product_add(sku="SKU-IN3", name="Locked out", price=Money.of("1.00", "USD"))
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [relay_lock_key("catalog")])
+    finally:
+        other.close()
+    # Not published here, and not left for beat: a worker's run was queued at once.
+    assert OutboxEvent.objects.using("catalog").get(aggregateid="SKU-IN3").published_at is None
+    assert _queued_relay_tasks(client, "catalog") == 1
+    client.delete(context_queue("catalog"))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import signal
+from contextlib import nullcontext
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from orderflow.messaging import outbox
 from orderflow.messaging.consumer import ContextConsumer
 
 
@@ -31,4 +33,5 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        consumer.run()
+        with outbox.inline_relay(context) if settings.CONSUMER_RELAY_INLINE else nullcontext():
+            consumer.run()
