@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import redis
 from celery import shared_task
@@ -42,23 +43,65 @@ def kick(context: str) -> None:
         log.warning("could not kick the %s relay; beat will pick the event up", context, exc_info=True)
 
 
-def relay_here(context: str) -> bool:
-    """Run the context's relay in this process (outbox.inline_relay); True if it is done, False if
-    a worker must take over: locked out by another relay, a failure, or maybe rows left after
-    `OUTBOX_RELAY_INLINE_MAX_SECONDS` or a full batch. Never raises: it runs in a commit hook."""
+def _attempts_key(context: str) -> str:
+    return f"orderflow:relay-attempts:{settings.KAFKA_TOPIC_NAMESPACE}:{context}"
+
+
+def relay_with_handover(*, context: str, max_seconds: float) -> relay.RelayResult:
+    """A relay run for `context` that no commit can slip past.
+
+    One relay runs per context (advisory lock) and a locked-out attempt does nothing, so a row
+    committed after the lock holder's last read would wait for beat. Every attempt therefore
+    counts itself in Redis first; the holder compares the count after its run with the one before
+    and runs again if someone tried meanwhile. Whoever was locked out is covered: their rows were
+    committed before they counted, so before the holder's next read. Without Redis it is a plain
+    run (beat's one-second run stays the safety net).
+    """
+    client = _redis_client()
+    key = _attempts_key(context)
     try:
+        seen, _ = client.pipeline().incr(key).expire(key, 86400).execute()
+    except redis.RedisError:
+        seen = None
+    total = relay.RelayResult(batches=0)
+    deadline = time.monotonic() + max_seconds
+    while True:
         result = relay.relay_outbox(
             context=context,
             producer=shared_producer(),
             batch_size=settings.OUTBOX_RELAY_BATCH_SIZE,
-            max_seconds=settings.OUTBOX_RELAY_INLINE_MAX_SECONDS,
+            max_seconds=max(deadline - time.monotonic(), 0.0),
         )
+        total.batches += result.batches
+        total.published += result.published
+        total.failed += result.failed
+        total.locked_out = result.locked_out
+        if seen is None or result.locked_out or result.failed or time.monotonic() >= deadline:
+            return total
+        try:
+            now = int(client.get(key) or 0)
+        except redis.RedisError:
+            return total
+        if now <= seen:
+            return total
+        seen = now  # someone was locked out by this run: go again for their rows
+
+
+def relay_here(context: str) -> bool:
+    """Run the context's relay in this process (outbox.inline_relay); True if it is done (or a
+    relay holding the context will cover it), False if a worker must take over: a failure, or maybe
+    rows left after `OUTBOX_RELAY_INLINE_MAX_SECONDS`. Never raises: it runs in a commit hook."""
+    try:
+        result = relay_with_handover(context=context, max_seconds=settings.OUTBOX_RELAY_INLINE_MAX_SECONDS)
     except Exception:
         log.warning("inline relay of %s failed; handing it to a worker", context, exc_info=True)
         return False
     if result.failed and not result.published:
         reset_shared_producer()
-    return not (result.locked_out or result.failed) and result.published < settings.OUTBOX_RELAY_BATCH_SIZE
+    if result.failed:
+        return False
+    # Published a full batch or more: the run may have ended at its deadline with rows left.
+    return result.locked_out or result.published < settings.OUTBOX_RELAY_BATCH_SIZE
 
 
 @shared_task(name="orderflow.relay_outbox", ignore_result=True)
@@ -67,12 +110,7 @@ def relay_outbox(context: str) -> dict[str, int]:
         _redis_client().delete(_kick_key(context))
     except redis.RedisError:
         pass
-    result = relay.relay_outbox(
-        context=context,
-        producer=shared_producer(),
-        batch_size=settings.OUTBOX_RELAY_BATCH_SIZE,
-        max_seconds=settings.OUTBOX_RELAY_MAX_SECONDS,
-    )
+    result = relay_with_handover(context=context, max_seconds=settings.OUTBOX_RELAY_MAX_SECONDS)
     if result.failed and not result.published:
         # Nothing got through: the producer itself may be stuck (a replaced broker, a fenced
         # idempotent producer). A fresh one costs nothing; duplicates are dropped by the inboxes.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 import pytest
 import redis
@@ -14,7 +15,7 @@ from contexts.catalog.models import OutboxEvent
 from orderflow import tracing
 from orderflow.contexts_registry import context_queue
 from orderflow.domain import Money
-from orderflow.messaging import outbox
+from orderflow.messaging import outbox, tasks
 from orderflow.messaging.kafka import shared_producer, topic_name
 from orderflow.messaging.relay import purge_published, relay_batch, relay_lock_key, relay_outbox
 from tests.fixtures.kafka import read_topic
@@ -145,19 +146,48 @@ def test_a_consumer_process_relays_its_own_outbox_right_after_commit(kafka_ns):
     client.delete(context_queue("catalog"))
 
 
-def test_an_inline_relay_that_is_locked_out_hands_over_to_a_worker(kafka_ns):
+class _HeldProducer:
+    """The real shared producer, except that `flush` waits until the test lets it go: a relay run
+    caught in the middle, holding its context's lock."""
+
+    def __init__(self) -> None:
+        self.real = shared_producer()
+        self.flushing = threading.Event()
+        self.release = threading.Event()
+
+    def produce(self, *args, **kwargs):
+        return self.real.produce(*args, **kwargs)
+
+    def poll(self, timeout: float = 0):
+        return self.real.poll(timeout)
+
+    def flush(self, timeout: float = -1):
+        self.flushing.set()
+        assert self.release.wait(30)
+        return self.real.flush(timeout)
+
+
+def test_a_commit_during_another_relay_run_is_covered_by_that_run(kafka_ns, monkeypatch):
+    """A locked-out attempt queues nothing and waits for nothing: the run holding the context
+    sees that someone tried meanwhile and goes again."""
     client = redis.Redis.from_url(settings.REDIS_URL)
+    catalog.product_add(sku="SKU-H1", name="First", price=Money.of("1.00", "USD"))
     client.delete(context_queue("catalog"), f"orderflow:relay-kick:{kafka_ns}:catalog")
-    other = connections.create_connection("catalog")
+    held = _HeldProducer()
+    monkeypatch.setattr(tasks, "shared_producer", lambda: held)
+    holder = threading.Thread(target=lambda: tasks.relay_with_handover(context="catalog", max_seconds=30))
+    holder.start()
     try:
-        with other.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [relay_lock_key("catalog")])  # another relay runs
-            with outbox.inline_relay("catalog"):
-                catalog.product_add(sku="SKU-IN3", name="Locked out", price=Money.of("1.00", "USD"))
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [relay_lock_key("catalog")])
+        assert held.flushing.wait(10)  # the holder read SKU-H1 and holds the lock
+        monkeypatch.setattr(tasks, "shared_producer", shared_producer)
+        with outbox.inline_relay("catalog"):
+            catalog.product_add(sku="SKU-H2", name="During", price=Money.of("1.00", "USD"))
+        assert OutboxEvent.objects.using("catalog").get(aggregateid="SKU-H2").published_at is None  # locked out
     finally:
-        other.close()
-    # Not published here, and not left for beat: a worker's run was queued at once.
-    assert OutboxEvent.objects.using("catalog").get(aggregateid="SKU-IN3").published_at is None
-    assert _queued_relay_tasks(client, "catalog") == 1
-    client.delete(context_queue("catalog"))
+        held.release.set()
+        holder.join(30)
+    rows = OutboxEvent.objects.using("catalog").filter(aggregateid__in=["SKU-H1", "SKU-H2"])
+    assert all(row.published_at is not None for row in rows) and len(rows) == 2
+    assert _queued_relay_tasks(client, "catalog") == 0
+    keys = [m.key() for m in read_topic(topic_name("catalog.product"), expect=3, timeout=8, settle=1)]
+    assert keys.count(b"SKU-H1") == 1 and keys.count(b"SKU-H2") == 1
