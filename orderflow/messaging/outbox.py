@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -118,11 +119,31 @@ def inline_relay(context: str) -> Iterator[None]:
         _inline.discard(context)
 
 
+# In a web request (orderflow.messaging.after_response): the contexts to relay once the response
+# has been sent.
+_after_response: ContextVar[set[str] | None] = ContextVar("orderflow_relay_after_response", default=None)
+
+
+@contextmanager
+def relay_later(pending: set[str]) -> Iterator[None]:
+    """Within this block a kick only adds its context to `pending`; the caller relays them later
+    (a web request, once its response is sent)."""
+    token = _after_response.set(pending)
+    try:
+        yield
+    finally:
+        _after_response.reset(token)
+
+
 def kick_relay(context: str) -> None:
-    """Relay now: in this process if it relays its context inline, else through a worker; beat's
-    one-second run remains the safety net if this is lost."""
+    """Relay now: after the response in a web request, at once in a process that relays its
+    context inline, else through a worker; beat's one-second run remains the safety net."""
     from orderflow.messaging.tasks import kick, relay_here
 
+    pending = _after_response.get()
+    if pending is not None:
+        pending.add(context)
+        return
     if context in _inline and relay_here(context):
         return
     kick(context)
