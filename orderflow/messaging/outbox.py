@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from django.apps import apps
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from contracts import EventType
 from orderflow import tracing
+from orderflow.messaging.bulk import json_rows
 from orderflow.messaging.kafka import topic_name
 
 
 def outbox_model(context: str):
     return apps.get_model(context, "OutboxEvent")
+
+
+class Entry(NamedTuple):
+    """One event for `record_many`; `trace` is the cause's trace (None: the current one)."""
+
+    event_type: EventType
+    aggregate_id: str
+    data: dict[str, Any]
+    trace: tracing.TraceContext | None = None
 
 
 def record(*, event_type: EventType, aggregate_id: str, data: dict[str, Any]) -> uuid.UUID:
@@ -51,6 +62,65 @@ def record(*, event_type: EventType, aggregate_id: str, data: dict[str, Any]) ->
     )
     _kick_after_commit(connection, context)
     return event_id
+
+
+def record_many(*, entries: Sequence[Entry]) -> list[uuid.UUID]:
+    """`record` for many events of one context at once: one INSERT, one relay kick.
+
+    Rows are inserted in the order given (the relay publishes in that order), each with the
+    headers `record` would write under its entry's trace. For a batch handler, whose per-row ORM
+    `create` would cost more than the rest of its work.
+    """
+    if not entries:
+        return []
+    context = entries[0].event_type.context
+    if any(entry.event_type.context != context for entry in entries):
+        raise ValueError("outbox.record_many: every event must belong to one context's outbox")
+    connection = transaction.get_connection(context)
+    if not connection.in_atomic_block:
+        raise RuntimeError(f"outbox.record_many outside a transaction on '{context}'")
+    event_ids, rows = [], []
+    for n, (event_type, aggregate_id, data, trace) in enumerate(entries):
+        event_type.validate(data)
+        trace = (trace or tracing.current()).child()
+        headers = {"traceparent": trace.traceparent, "correlation_id": trace.correlation_id}
+        if trace.causation_id:
+            headers["causation_id"] = trace.causation_id
+        event_id = uuid.uuid4()
+        event_ids.append(event_id)
+        rows.append(
+            (
+                n,
+                event_id,
+                event_type.aggregate,
+                str(aggregate_id),
+                event_type.type,
+                data,
+                topic_name(event_type.stream),
+                headers,
+            )
+        )
+    model = outbox_model(context)
+    quote = connections[context].ops.quote_name
+    # The model's Python-side defaults (attempts, last_error; nulls) are spelled out here. Rows
+    # keep the given order: `position` is drawn in the SELECT's order.
+    with connections[context].cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(model._meta.db_table)} "
+            f"({quote(model._meta.get_field('event_id').column)}, aggregatetype, aggregateid, type, payload, topic, "
+            "headers, occurred_at, attempts, last_error) "
+            "SELECT r.event_id, r.aggregatetype, r.aggregateid, r.type, r.payload, r.topic, r.headers, %s, 0, '' "
+            "FROM json_to_recordset(%s::json) AS r(n integer, event_id uuid, aggregatetype text, aggregateid text, "
+            "type text, payload jsonb, topic text, headers jsonb) ORDER BY r.n",
+            [
+                timezone.now(),
+                json_rows(
+                    ("n", "event_id", "aggregatetype", "aggregateid", "type", "payload", "topic", "headers"), rows
+                ),
+            ],
+        )
+    _kick_after_commit(connection, context)
+    return event_ids
 
 
 class _RelayKick:
