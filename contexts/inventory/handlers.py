@@ -19,6 +19,16 @@ def on_order_placed(event: Event) -> None:
     services.order_reserve(order_id=uuid.UUID(event.data["order_id"]), lines=event.data["lines"])
 
 
+def on_orders_placed(events: list[Event]) -> None:
+    """A run of OrderPlaced in the consumer's batch: reserved together, in delivery order."""
+    services.orders_reserve(
+        orders=[
+            services.OrderToReserve(uuid.UUID(event.data["order_id"]), event.data["lines"], event.trace)
+            for event in events
+        ]
+    )
+
+
 def on_order_confirmed(event: Event) -> None:
     services.order_commit(order_id=uuid.UUID(event.data["order_id"]))
 
@@ -32,4 +42,9 @@ SUBSCRIPTIONS = {
     orders.OrderPlaced: on_order_placed,
     orders.OrderConfirmed: on_order_confirmed,
     orders.OrderCancelled: on_order_cancelled,
+}
+
+# Set-based versions of some handlers above, for runs of their event type in a consumer batch.
+BATCH_SUBSCRIPTIONS = {
+    orders.OrderPlaced: on_orders_placed,
 }
