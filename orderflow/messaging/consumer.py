@@ -17,6 +17,7 @@ Failures:
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import threading
@@ -146,6 +147,13 @@ class ContextConsumer:
             return
         consumer = Consumer(self._config)
         assigned_at: list[float] = []
+        # A batch allocates tens of thousands of short-lived objects (records, payloads, rows);
+        # with the default thresholds the collector ran every 700 allocations and its older
+        # generations kept rescanning Django's long-lived objects (bench: 30% of a 3,000-event
+        # run). Everything alive now is frozen out of its scans, and the youngest generation is
+        # collected less often (100,000 events: 7.5% of the time with the freeze, 4% with both).
+        gc.freeze()
+        gc.set_threshold(10_000, *gc.get_threshold()[1:])
 
         def on_assign(_consumer, partitions) -> None:
             assigned_at.append(time.monotonic())
