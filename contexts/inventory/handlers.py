@@ -37,6 +37,14 @@ def on_order_cancelled(event: Event) -> None:
     services.order_release(order_id=uuid.UUID(event.data["order_id"]))
 
 
+def on_orders_confirmed(events: list[Event]) -> None:
+    services.orders_commit(orders=[services.OrderRef(uuid.UUID(e.data["order_id"]), e.trace) for e in events])
+
+
+def on_orders_cancelled(events: list[Event]) -> None:
+    services.orders_release(orders=[services.OrderRef(uuid.UUID(e.data["order_id"]), e.trace) for e in events])
+
+
 SUBSCRIPTIONS = {
     catalog.ProductAdded: on_product_added,
     orders.OrderPlaced: on_order_placed,
@@ -47,4 +55,6 @@ SUBSCRIPTIONS = {
 # Set-based versions of some handlers above, for runs of their event type in a consumer batch.
 BATCH_SUBSCRIPTIONS = {
     orders.OrderPlaced: on_orders_placed,
+    orders.OrderConfirmed: on_orders_confirmed,
+    orders.OrderCancelled: on_orders_cancelled,
 }

@@ -13,7 +13,7 @@ from django.db import transaction
 from contexts.inventory import handlers, services
 from contexts.inventory.models import DeadLetter, InboxEvent, OutboxEvent, Reservation, StockItem
 from orderflow import tracing
-from orderflow.messaging.consumer import ContextConsumer, Event
+from orderflow.messaging.consumer import ContextConsumer, Event, batch_subscriptions
 from orderflow.messaging.envelope import Envelope
 from orderflow.messaging.kafka import topic_name
 from tests.fixtures.kafka import produce
@@ -23,6 +23,7 @@ pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 DB = "inventory"
 PLACED = "orderflow.orders.OrderPlaced.v1"
 CANCELLED = "orderflow.orders.OrderCancelled.v1"
+CONFIRMED = "orderflow.orders.OrderConfirmed.v1"
 STOCK = {"SKU-A": 5, "SKU-B": 3, "SKU-C": 100}
 
 
@@ -106,6 +107,63 @@ def test_orders_reserve_leaves_what_order_reserve_leaves_one_by_one():
     assert [e[6] for e in got["outbox"][1:]] == [f"event-{n}" for n in (0, 1, 2, 3, 4, 6, 7)]
 
 
+def test_orders_commit_and_release_leave_what_order_commit_and_release_leave_one_by_one():
+    r = [uuid.UUID(int=n) for n in range(1, 7)]
+    missing = r[5]  # never reserved
+    reservations = [
+        (r[0], ("SKU-A", 2)),
+        (r[1], ("SKU-B", 1)),
+        (r[2], ("SKU-A", 5)),
+        (r[3], ("SKU-C", 3)),
+        (r[4], ("SKU-C", 1)),
+    ]
+    runs = [  # r[2] is rejected (only 3 A left when it comes)
+        ("commit", [r[0], r[2], missing, r[0], r[3]]),
+        ("release", [r[1], r[3], r[3], r[2], missing]),  # r[3] is committed: restocked
+        ("commit", [r[1], r[4]]),  # r[1] is released now: never commits
+    ]
+    traces = {o: tracing.new_root(correlation_id=f"corr-{o.int}").child(causation_id=f"event-{o.int}") for o in r}
+
+    def run(apply) -> dict:
+        reset_stock()
+        for order_id, wanted in reservations:
+            with tracing.use(traces[order_id]), transaction.atomic(using=DB):
+                services.order_reserve(order_id=order_id, lines=lines(wanted))
+        apply()
+        return snapshot()
+
+    def one_by_one() -> None:
+        for kind, order_ids in runs:
+            service = services.order_commit if kind == "commit" else services.order_release
+            for order_id in order_ids:
+                with tracing.use(traces[order_id]), transaction.atomic(using=DB):
+                    service(order_id=order_id)
+
+    changed = []
+
+    def together() -> None:
+        for kind, order_ids in runs:
+            service = services.orders_commit if kind == "commit" else services.orders_release
+            with transaction.atomic(using=DB):
+                changed.append(service(orders=[services.OrderRef(o, traces[o]) for o in order_ids]))
+
+    expected = run(one_by_one)
+    got = run(together)
+    assert got == expected
+    assert changed == [[r[0], r[3]], [r[1], r[3]], [r[4]]]
+    assert expected["stock"] == {"SKU-A": (3, 0), "SKU-B": (3, 0), "SKU-C": (99, 0)}
+    statuses = {order_id: status for order_id, (status, _lines) in expected["reservations"].items()}
+    assert statuses == {r[0]: "COMMITTED", r[1]: "RELEASED", r[2]: "REJECTED", r[3]: "RELEASED", r[4]: "COMMITTED"}
+    replies = [(e[0].split(".")[2], e[2], e[4].get("restocked")) for e in expected["outbox"][5:]]
+    assert replies == [
+        ("StockCommitted", str(r[0]), None),
+        ("StockCommitted", str(r[3]), None),
+        ("StockReleased", str(r[1]), False),
+        ("StockReleased", str(r[3]), True),
+        ("StockCommitted", str(r[4]), None),
+    ]
+
+
 # --- through the consumer, on the real broker --------------------------------------------------------
 
 
@@ -136,19 +194,28 @@ def send(events: list[Envelope]) -> None:
     produce(topic_name("orders.order"), [(b"one-partition", e.value(), e.headers()) for e in events])
 
 
+def confirmed(order_id: uuid.UUID) -> Envelope:
+    data = {"lines": lines(("SKU-A", 1)), "total": {"amount": "1.00", "currency": "USD"}}
+    return envelope(CONFIRMED, order_id, data)
+
+
 class Spy:
-    """The real batch handler, recording the runs it was given."""
+    """The context's real batch handlers, recording the runs they were given."""
 
     def __init__(self) -> None:
-        self.runs: list[list[str]] = []
+        self.runs: list[tuple[str, list[str]]] = []
+        self.real = batch_subscriptions(DB)
 
-    def __call__(self, events: list[Event]) -> None:
-        handlers.on_orders_placed(events)
-        self.runs.append([e.data["order_id"] for e in events])
+    def handlers(self) -> dict:
+        return {type_: lambda events, t=type_: self(t, events) for type_ in self.real}
+
+    def __call__(self, type_: str, events: list[Event]) -> None:
+        self.real[type_](events)
+        self.runs.append((type_, [e.data["order_id"] for e in events]))
 
 
 def mixed_stream() -> list[Envelope]:
-    o = [uuid.uuid4() for _ in range(7)]
+    o = [uuid.uuid4() for _ in range(8)]
     first = placed(o[0], ("SKU-A", 3))
     return [
         first,
@@ -161,10 +228,15 @@ def mixed_stream() -> list[Envelope]:
         placed(o[4], ("SKU-Z", 1)),  # unknown sku
         placed(o[5], ("SKU-B", 2), ("SKU-C", 5)),
         placed(o[6], ("SKU-B", 1)),  # out of stock: 3 - 1 - 2
+        confirmed(o[1]),
+        confirmed(o[5]),
+        confirmed(o[2]),  # rejected: nothing to commit
+        cancelled(o[5]),  # committed: restocked
+        placed(o[7], ("SKU-B", 2)),  # only possible after the restock
     ]
 
 
-def test_a_mixed_batch_through_the_batch_handler_equals_one_by_one_and_redelivery_is_a_no_op(kafka_ns):
+def test_a_mixed_batch_through_the_batch_handlers_equals_one_by_one_and_redelivery_is_a_no_op(kafka_ns):
     events = mixed_stream()
     send(events)
 
@@ -176,35 +248,36 @@ def test_a_mixed_batch_through_the_batch_handler_equals_one_by_one_and_redeliver
     reset_stock()
     spy = Spy()
     name = f"batch-{uuid.uuid4().hex[:8]}"
-    batched = ContextConsumer(DB, group_id=name, batch_handlers={PLACED: spy})
+    batched = ContextConsumer(DB, group_id=name, batch_handlers=spy.handlers())
     assert batched.handlers == one_by_one.handlers  # the context's own one-by-one handlers
+    assert set(batched.batch_handlers) == {PLACED, CONFIRMED, CANCELLED}
     batched.run(idle_exit_after=3.0)
     got = snapshot()
 
-    assert (batched.applied, batched.skipped) == (one_by_one.applied, one_by_one.skipped) == (9, 1)
-    assert got["stock"] == expected["stock"] == {"SKU-A": (5, 5), "SKU-B": (3, 3), "SKU-C": (100, 5)}
+    assert (batched.applied, batched.skipped) == (one_by_one.applied, one_by_one.skipped) == (14, 1)
+    assert got["stock"] == expected["stock"] == {"SKU-A": (3, 3), "SKU-B": (2, 2), "SKU-C": (100, 0)}
     assert got["reservations"] == expected["reservations"]
     statuses = sorted(status for status, _lines in got["reservations"].values())
-    assert statuses == ["REJECTED", "REJECTED", "REJECTED", "RELEASED", "RESERVED", "RESERVED", "RESERVED"]
+    assert statuses == ["COMMITTED", *["REJECTED"] * 3, *["RELEASED"] * 2, *["RESERVED"] * 2]
     # The same replies, but not the same traces: compare all but the per-event headers, which must
     # name each reply's cause and keep its correlation and trace.
     assert [(*e[:5], e[8]) for e in got["outbox"]] == [(*e[:5], e[8]) for e in expected["outbox"]]
-    assert len(got["outbox"]) == 8  # 7 orders' replies and one StockReleased
+    assert len(got["outbox"]) == 12  # 8 orders' replies, 2 commits, 2 releases
     for reply in got["outbox"] + expected["outbox"]:
         cause = next(e for e in events if e.id == reply[6])
         assert cause.data["order_id"] == reply[2]
         assert reply[5] == cause.correlation_id and reply[7] == cause.traceparent[:35]
-    # The batch handler did the work: runs split by the OrderCancelled, in stream order.
-    applied_by_batch = [order_id for run in spy.runs for order_id in run]
-    placed_fresh = [e.data["order_id"] for i, e in enumerate(events) if e.type == PLACED and i != 3]
-    assert applied_by_batch == placed_fresh and len(spy.runs) >= 2 and max(map(len, spy.runs)) > 1
+    # The batch handlers did the work, in stream order, runs split where the type changes.
+    fresh = [(e.type, e.data["order_id"]) for i, e in enumerate(events) if i != 3]
+    assert [(type_, order_id) for type_, run in spy.runs for order_id in run] == fresh
+    assert len(spy.runs) >= 6 and max(len(run) for _type, run in spy.runs) > 1
 
     # Redelivered from the start (a new Kafka group, the same inbox name): nothing applies twice.
-    again = ContextConsumer(DB, group_id=name, batch_handlers={PLACED: spy}, config={"group.id": f"{name}-2"})
+    again = ContextConsumer(DB, group_id=name, batch_handlers=spy.handlers(), config={"group.id": f"{name}-2"})
     again.run(idle_exit_after=3.0)
     assert (again.applied, again.skipped) == (0, len(events))
     assert snapshot() == got
-    assert InboxEvent.objects.using(DB).filter(consumer=name).count() == 9
+    assert InboxEvent.objects.using(DB).filter(consumer=name).count() == 14
 
 
 def test_a_failing_record_in_a_batch_is_isolated_and_the_batch_effects_are_not_doubled(kafka_ns):
