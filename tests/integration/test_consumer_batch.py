@@ -12,6 +12,7 @@ from django.db import transaction
 
 from contexts.inventory import handlers, services
 from contexts.inventory.models import DeadLetter, InboxEvent, OutboxEvent, Reservation, StockItem
+from contracts import ContractError
 from orderflow import tracing
 from orderflow.messaging.consumer import ContextConsumer, Event, batch_subscriptions
 from orderflow.messaging.envelope import Envelope
@@ -315,3 +316,24 @@ def test_a_failing_record_in_a_batch_is_isolated_and_the_batch_effects_are_not_d
         e.data["order_id"] for e in good
     )
     assert DeadLetter.objects.using(DB).get().event_id == bad.id
+
+
+def test_record_many_kicks_the_relay_once_per_transaction_and_refuses_outside_one():
+    import contracts.inventory as events
+    from orderflow.messaging import outbox
+
+    reset_stock()
+    one, two = uuid.uuid4(), uuid.uuid4()
+    with transaction.atomic(using=DB):
+        services.orders_reserve(orders=[services.OrderToReserve(one, lines(("SKU-A", 1)))])
+        services.orders_reserve(orders=[services.OrderToReserve(two, lines(("SKU-A", 1)))])
+        services.orders_commit(orders=[services.OrderRef(one)])
+        kicks = [f for _s, f, _r in transaction.get_connection(DB).run_on_commit if isinstance(f, outbox._RelayKick)]
+        assert len(kicks) == 1
+    assert OutboxEvent.objects.using(DB).count() == 3
+    entry = outbox.Entry(events.StockReserved, str(one), {"order_id": str(one), "lines": [{"sku": "A", "quantity": 1}]})
+    with pytest.raises(RuntimeError, match="outside a transaction"):
+        outbox.record_many(entries=[entry])
+    with pytest.raises(ContractError), transaction.atomic(using=DB):
+        outbox.record_many(entries=[entry._replace(data={"order_id": "not a uuid", "lines": []})])
+    assert OutboxEvent.objects.using(DB).count() == 3
