@@ -9,6 +9,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from contracts import fastcheck
+
 TYPE_PREFIX = "orderflow"
 
 
@@ -36,10 +38,17 @@ class EventType:
     schema: Mapping[str, Any] = field(compare=False)
     description: str = field(default="", compare=False)
     _validator: Draft202012Validator = field(init=False, repr=False, compare=False)
+    # The compiled yes/no check (see contracts/fastcheck.py); None: jsonschema decides alone.
+    _check: Callable[[Any], bool] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         Draft202012Validator.check_schema(self.schema)
         object.__setattr__(self, "_validator", Draft202012Validator(self.schema))
+        try:
+            check = fastcheck.compile_schema(self.schema)
+        except fastcheck.Unsupported:
+            check = None
+        object.__setattr__(self, "_check", check)
 
     @property
     def type(self) -> str:
@@ -52,6 +61,8 @@ class EventType:
         return f"{self.context}.{self.aggregate}"
 
     def validate(self, data: Any) -> None:
+        if self._check is not None and self._check(data):
+            return  # the common case, without jsonschema's cost; a "no" is explained by jsonschema
         error = best_match(self._validator.iter_errors(data))
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"

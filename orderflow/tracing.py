@@ -36,11 +36,11 @@ def new_root(*, correlation_id: str | None = None) -> TraceContext:
 
 def from_headers(traceparent: str | None, correlation_id: str | None, causation_id: str | None = None) -> TraceContext:
     """Continue an incoming trace; a malformed or missing traceparent starts a new one."""
+    # Called for every consumed event: draw only the random ids that are actually missing.
     match = _TRACEPARENT.match(traceparent or "")
-    root = new_root(correlation_id=correlation_id or None)
-    if not match:
-        return TraceContext(root.trace_id, root.span_id, root.correlation_id, causation_id)
-    return TraceContext(match.group(1), secrets.token_hex(8), root.correlation_id, causation_id)
+    correlation_id = correlation_id or str(uuid.uuid4())
+    trace_id = match.group(1) if match else secrets.token_hex(16)
+    return TraceContext(trace_id, secrets.token_hex(8), correlation_id, causation_id)
 
 
 _current: ContextVar[TraceContext | None] = ContextVar("orderflow_trace", default=None)

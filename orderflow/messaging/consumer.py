@@ -17,12 +17,13 @@ Failures:
 
 from __future__ import annotations
 
+import gc
 import importlib
 import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -44,7 +45,11 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Event:
-    """What a handler receives: the envelope's attributes and the (upcast, validated) data."""
+    """What a handler receives: the envelope's attributes and the (upcast, validated) data.
+
+    `trace` continues the producer's trace with this event as the cause; the consumer makes it
+    current around a handler, and a batch handler passes it on with each event's effects.
+    """
 
     id: str
     type: EventType
@@ -52,15 +57,30 @@ class Event:
     subject: str
     time: datetime
     data: dict[str, Any]
+    trace: tracing.TraceContext | None = field(default=None, compare=False)
 
 
 Handler = Callable[[Event], None]
+BatchHandler = Callable[[list[Event]], None]
 
 
 def subscriptions(context: str) -> dict[str, Handler]:
     """The context's `handlers.SUBSCRIPTIONS`: {EventType: handler} → {ce type: handler}."""
     module = importlib.import_module(f"contexts.{context}.handlers")
     return {event_type.type: handler for event_type, handler in module.SUBSCRIPTIONS.items()}
+
+
+def batch_subscriptions(context: str) -> dict[str, BatchHandler]:
+    """The context's optional `handlers.BATCH_SUBSCRIPTIONS`: {EventType: batch handler}.
+
+    A batch handler takes a run of consecutive fresh events of its type (in delivery order) inside
+    the consumer's batch transaction and must leave exactly what the type's one-by-one handler
+    would leave after applying them in that order. It is only an optimisation: a record that
+    fails still goes through the one-by-one handler alone (see `handle_batch`).
+    """
+    module = importlib.import_module(f"contexts.{context}.handlers")
+    batch = getattr(module, "BATCH_SUBSCRIPTIONS", {})
+    return {event_type.type: handler for event_type, handler in batch.items()}
 
 
 class TransientError(Exception):
@@ -83,6 +103,7 @@ class ContextConsumer:
         group_id: str | None = None,
         batch_size: int = 500,
         handlers: dict[str, Handler] | None = None,
+        batch_handlers: dict[str, BatchHandler] | None = None,
         config: dict | None = None,
         retry_delays: list[float] | None = None,
     ) -> None:
@@ -91,6 +112,13 @@ class ContextConsumer:
         # a group. With the default namespace it is `orderflow.<context>`.
         self.name = group_id or f"{settings.KAFKA_TOPIC_NAMESPACE}.{context}"
         self.handlers = handlers if handlers is not None else subscriptions(context)
+        # Handlers given by the caller (tests) are not paired with the context's batch handlers.
+        if batch_handlers is None:
+            batch_handlers = batch_subscriptions(context) if handlers is None else {}
+        unknown = set(batch_handlers) - set(self.handlers)
+        if unknown:
+            raise ValueError(f"batch handler(s) without a one-by-one handler: {', '.join(sorted(unknown))}")
+        self.batch_handlers = batch_handlers
         self.batch_size = batch_size
         self.retry_topic = retry_topic(context)
         self.retry_delays = list(settings.CONSUMER_RETRY_DELAYS if retry_delays is None else retry_delays)
@@ -119,6 +147,13 @@ class ContextConsumer:
             return
         consumer = Consumer(self._config)
         assigned_at: list[float] = []
+        # A batch allocates tens of thousands of short-lived objects (records, payloads, rows);
+        # with the default thresholds the collector ran every 700 allocations and its older
+        # generations kept rescanning Django's long-lived objects (bench: 30% of a 3,000-event
+        # run). Everything alive now is frozen out of its scans, and the youngest generation is
+        # collected less often (100,000 events: 7.5% of the time with the freeze, 4% with both).
+        gc.freeze()
+        gc.set_threshold(10_000, *gc.get_threshold()[1:])
 
         def on_assign(_consumer, partitions) -> None:
             assigned_at.append(time.monotonic())
@@ -215,18 +250,20 @@ class ContextConsumer:
 
     # -- a batch -----------------------------------------------------------------------------------
     def handle_batch(self, messages: list[Message]) -> list[Message]:
-        if self.parked.stale:
-            self._reload_parked()
-            if self.parked.stale:
-                return []  # stopping: nothing done, the records are redelivered
         """Apply fetched records; returns those done (applied, skipped, retried or dead-lettered),
         in order, whose offsets may be stored.
 
         Fast path: when no record needs the failure machinery, the whole batch is one transaction
-        with one bulk inbox claim — one commit instead of one per record. If anything in it fails,
-        it is rolled back whole and the records go one by one through `handle`, which isolates
-        the failing one. Stopping (SIGTERM) leaves the rest of the batch for the next owner.
+        with one bulk inbox claim — one commit instead of one per record — and runs of one event
+        type go to the context's batch handler for that type, if it has one. If anything in it
+        fails, it is rolled back whole and the records go one by one through `handle` and the
+        one-by-one handlers, which isolates the failing one. Stopping (SIGTERM) leaves the rest
+        of the batch for the next owner.
         """
+        if self.parked.stale:
+            self._reload_parked()
+            if self.parked.stale:
+                return []  # stopping: nothing done, the records are redelivered
         if not messages:
             return []
         prepared = self._prepare(messages)
@@ -296,16 +333,33 @@ class ContextConsumer:
                 consumer=self.name,
                 records=[(env.id, env.type, m.topic(), m.partition(), m.offset()) for m, env, _ in mine],
             )
-            seen: set[str] = set()
+            events: list[Event] = []
             for _message, envelope, event in mine:
-                if envelope.id not in fresh or envelope.id in seen:
+                if envelope.id not in fresh:
                     skipped += 1  # applied before (a redelivery), or twice in this batch
                     continue
-                seen.add(envelope.id)
-                trace = tracing.from_headers(envelope.traceparent, envelope.correlation_id, causation_id=envelope.id)
-                with tracing.use(trace):
-                    self.handlers[event.type.type](event)
-                applied += 1
+                fresh.discard(envelope.id)
+                events.append(event)
+            # Consecutive events of one type go to its batch handler together. Only consecutive
+            # ones: grouping across another type could move an order's OrderPlaced past its
+            # OrderCancelled, or one order's stock release past another's reservation. Runs keep
+            # the batch's delivery order exactly, so the outcome is the one-by-one outcome.
+            start = 0
+            while start < len(events):
+                type_ = events[start].type.type
+                end = start + 1
+                while end < len(events) and events[end].type.type == type_:
+                    end += 1
+                batch_handler = self.batch_handlers.get(type_)
+                if batch_handler is not None:
+                    batch_handler(events[start:end])
+                else:
+                    handler = self.handlers[type_]
+                    for event in events[start:end]:
+                        with tracing.use(event.trace):
+                            handler(event)
+                start = end
+            applied = len(events)
         self.applied += applied
         self.skipped += skipped
 
@@ -380,7 +434,8 @@ class ContextConsumer:
             raise PermanentFailure(str(exc)) from exc
         if event_type.type not in self.handlers:
             return envelope, None
-        return envelope, Event(envelope.id, event_type, envelope.source, envelope.subject, envelope.time, data)
+        trace = tracing.from_headers(envelope.traceparent, envelope.correlation_id, causation_id=envelope.id)
+        return envelope, Event(envelope.id, event_type, envelope.source, envelope.subject, envelope.time, data, trace)
 
     def apply(self, message: Message) -> None:
         envelope, event = self._decode(message)
@@ -388,9 +443,8 @@ class ContextConsumer:
             self.skipped += 1
             return
         handler = self.handlers[event.type.type]
-        trace = tracing.from_headers(envelope.traceparent, envelope.correlation_id, causation_id=envelope.id)
         try:
-            with tracing.use(trace), transaction.atomic(using=self.context):
+            with tracing.use(event.trace), transaction.atomic(using=self.context):
                 if not claim(
                     context=self.context,
                     consumer=self.name,

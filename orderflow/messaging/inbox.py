@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.apps import apps
 from django.db import connections
 
+from orderflow.messaging.bulk import json_rows
+
 
 def inbox_model(context: str):
     return apps.get_model(context, "InboxEvent")
@@ -27,17 +29,21 @@ def claim(*, context: str, consumer: str, event_id: str, type_: str, topic: str,
 
 def claim_many(*, context: str, consumer: str, records: list[tuple[str, str, str, int, int]]) -> set[str]:
     """Claim a batch at once: `records` are (event_id, type, topic, partition, offset). Returns the
-    event ids this consumer had not applied yet (one round trip instead of one per record)."""
+    event ids this consumer had not applied yet (one round trip instead of one per record).
+
+    The batch travels as one JSON parameter (see orderflow/messaging/bulk.py).
+    """
     if not records:
         return set()
     table = connections[context].ops.quote_name(inbox_model(context)._meta.db_table)
-    rows = ", ".join(["(%s, %s, %s, %s, %s, %s, now())"] * len(records))
-    params = [value for record in records for value in (consumer, *record)]
     with connections[context].cursor() as cursor:
         cursor.execute(
             f'INSERT INTO {table} (consumer, event_id, type, topic, partition, "offset", processed_at) '
-            f"VALUES {rows} ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
-            params,
+            'SELECT %s, r.event_id, r.type, r.topic, r.partition, r."offset", now() '
+            "FROM json_to_recordset(%s::json) "
+            'AS r(event_id text, type text, topic text, partition integer, "offset" bigint) '
+            "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
+            [consumer, json_rows(("event_id", "type", "topic", "partition", "offset"), records)],
         )
         return {row[0] for row in cursor.fetchall()}
 
