@@ -84,6 +84,15 @@ loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
 
+def post_worker_init(worker):
+    # Each worker relays what its requests commit (orderflow.messaging.after_response): start its
+    # Kafka producer now rather than on the first order. (Imported here, in the worker: Django
+    # is loaded by then.)
+    from orderflow.messaging.kafka import warm_up_shared_producer
+
+    warm_up_shared_producer()
+
+
 def child_exit(server, worker):
     # With several workers, prometheus_client's multiprocess mode keeps per-process files in
     # PROMETHEUS_MULTIPROC_DIR; a dead worker's live gauges must be dropped.

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 
 from confluent_kafka import Producer
 from django.conf import settings
+
+log = logging.getLogger(__name__)
 
 
 def topic_name(stream: str) -> str:
@@ -81,6 +84,20 @@ def shared_producer() -> Producer:
             _producer_pid = os.getpid()
             _producer_broken = False
         return _producer
+
+
+def warm_up_shared_producer() -> None:
+    """Create this process's producer now, in the background: a new idempotent producer needs
+    ~0.5 s (metadata, producer id) before its first delivery, which the first event relayed by a
+    fresh web worker or consumer would otherwise wait for. Failures are left to the first use."""
+
+    def warm() -> None:
+        try:
+            shared_producer().list_topics(timeout=10)
+        except Exception as exc:  # broker not up yet: the first relay run connects
+            log.info("producer warm-up: %s", exc)
+
+    threading.Thread(target=warm, name="kafka-producer-warm-up", daemon=True).start()
 
 
 def reset_shared_producer() -> None:

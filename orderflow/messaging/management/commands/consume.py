@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from orderflow.messaging import outbox
 from orderflow.messaging.consumer import ContextConsumer
+from orderflow.messaging.kafka import warm_up_shared_producer
 
 
 class Command(BaseCommand):
@@ -33,5 +34,7 @@ class Command(BaseCommand):
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        if settings.CONSUMER_RELAY_INLINE:
+            warm_up_shared_producer()  # this process relays its context's events
         with outbox.inline_relay(context) if settings.CONSUMER_RELAY_INLINE else nullcontext():
             consumer.run()
