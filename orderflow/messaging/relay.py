@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from django.db import OperationalError, connections, transaction
-from django.utils import timezone
 from psycopg.errors import LockNotAvailable
 
 from orderflow.faults import crash_point
@@ -41,43 +40,90 @@ class RelayResult:
     locked_out: bool = False
 
 
-_COLUMNS = "position, id, aggregateid, type, payload::text, topic, headers::text, occurred_at"
-# Fast path: nothing is parked, so the oldest unpublished rows are the batch.
-_SELECT = f"""
-    SELECT {_COLUMNS} FROM {{table}}
-    WHERE published_at IS NULL
-    ORDER BY position
-    LIMIT %s
-    FOR UPDATE
-"""
+# The batch's rows, picked in position order. Fast path: nothing is parked, so the oldest
+# unpublished rows are the batch.
+_PICK = "SELECT position FROM {table} WHERE published_at IS NULL ORDER BY position LIMIT %(limit)s"
 # Some aggregates are parked (a row failed and waits for its next attempt): leave out every row of
 # those aggregates, so they keep their order, and let all the others flow.
-_SELECT_AROUND_PARKED = f"""
-    SELECT {_COLUMNS} FROM {{table}} o
+_PICK_AROUND_PARKED = """
+    SELECT o.position FROM {table} o
     WHERE o.published_at IS NULL
       AND (o.aggregatetype, o.aggregateid) NOT IN (
-          SELECT aggregatetype, aggregateid FROM {{table}}
+          SELECT aggregatetype, aggregateid FROM {table}
           WHERE published_at IS NULL AND next_attempt_at > now())
     ORDER BY o.position
-    LIMIT %s
-    FOR UPDATE
+    LIMIT %(limit)s
 """
-_ANY_PARKED = "SELECT EXISTS (SELECT 1 FROM {table} WHERE published_at IS NULL AND next_attempt_at IS NOT NULL)"
+# Claim the batch and mark it published in one statement: one pass over the rows takes their locks
+# and writes their new versions (a SELECT … FOR UPDATE and then an UPDATE wrote every row twice).
+# The transaction commits only after the broker acknowledged the batch, so until then nobody sees
+# the rows as published; a crash or a rollback leaves them unpublished. The values come out ready
+# to send: the event id as text and the CloudEvents time formatted like `datetime.isoformat()` of
+# the UTC timestamp (`.ffffff` only when there are microseconds), so Python does almost nothing
+# per row. RETURNING order is not guaranteed: `_claim` sorts if needed.
+_CLAIM = """
+    UPDATE {table} SET published_at = now()
+    WHERE position = ANY(ARRAY({pick})) AND published_at IS NULL
+    RETURNING position, aggregateid, topic, payload::text, id::text, type,
+        replace(to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '.000000', '') || '+00:00',
+        headers::text, next_attempt_at IS NOT NULL
+"""
+_BEGIN = """
+    SELECT pg_try_advisory_xact_lock(%(key)s), set_config('lock_timeout', '2s', true),
+           EXISTS (SELECT 1 FROM {table} WHERE published_at IS NULL AND next_attempt_at IS NOT NULL)
+"""
 MAX_BACKOFF_S = 300
 
 
-def _headers(context: str, event_id, ce_type: str, subject: str, occurred_at, extra: dict) -> list[tuple[str, bytes]]:
+def _claim(cursor, table: str, *, around_parked: bool, limit: int) -> list[tuple]:
+    pick = (_PICK_AROUND_PARKED if around_parked else _PICK).format(table=table)
+    cursor.execute(_CLAIM.format(table=table, pick=pick), {"limit": limit})
+    rows = cursor.fetchall()
+    if any(rows[i][0] > rows[i + 1][0] for i in range(len(rows) - 1)):
+        rows.sort(key=lambda row: row[0])
+    return rows
+
+
+class _Failures:
+    """The one delivery callback of a batch. Acknowledgements need nothing (the rows are already
+    marked in the open transaction); a failure is recorded with what identifies its row."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[str, bytes | None, bytes | None, str]] = []
+
+    def __call__(self, err, msg) -> None:
+        if err is not None:
+            self.reports.append((msg.topic(), msg.key(), msg.value(), f"{err.name()}: {err.str()}"))
+
+    def by_position(self, rows: list[tuple]) -> dict[int, str]:
+        """Map each failure report to its row: the first row not yet matched with the same topic,
+        key and value (a partition reports in produce order, so equal messages match in order)."""
+        if not self.reports:
+            return {}
+        waiting: dict[tuple, list[int]] = {}
+        for position, key, topic, value, *_ in reversed(rows):
+            waiting.setdefault((topic, key.encode(), value.encode()), []).append(position)
+        errors: dict[int, str] = {}
+        for topic, key, value, message in self.reports:
+            positions = waiting.get((topic, key, value))
+            if positions:
+                errors[positions.pop()] = message
+        return errors
+
+
+def _headers(context: str, event_id: str, ce_type: str, subject: str, ce_time: str, extra: str) -> list[tuple]:
     headers = [
         ("ce_specversion", SPECVERSION),
-        ("ce_id", str(event_id)),
+        ("ce_id", event_id),
         ("ce_type", ce_type),
         ("ce_source", f"/orderflow/{context}"),
         ("ce_subject", subject),
-        ("ce_time", occurred_at.isoformat()),
+        ("ce_time", ce_time),
         ("content-type", "application/json"),
     ]
-    headers.extend((k, str(v)) for k, v in extra.items())
-    return [(k, v.encode()) for k, v in headers]
+    if extra != "{}":
+        headers.extend((k, v if isinstance(v, str) else str(v)) for k, v in json.loads(extra).items())
+    return headers
 
 
 def relay_batch(*, context: str, producer: Producer, batch_size: int, flush_timeout: float = 30.0) -> RelayResult:
@@ -96,96 +142,95 @@ def _relay_batch(*, context: str, producer: Producer, batch_size: int, flush_tim
     table = connections[context].ops.quote_name(outbox_model(context)._meta.db_table)
     result = RelayResult(batches=1)
     with transaction.atomic(using=context), connections[context].cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [relay_lock_key(context)])
-        if not cursor.fetchone()[0]:
-            result.locked_out = True
-            return result
         # Not SKIP LOCKED: the advisory lock already makes this the only relay, and skipping a row
         # another transaction holds (an admin retry, say) would let its aggregate's next event
-        # overtake it. Wait briefly instead; on timeout the run ends and the next one retries.
-        cursor.execute("SET LOCAL lock_timeout = '2s'")
-        cursor.execute(_ANY_PARKED.format(table=table))
-        query = _SELECT_AROUND_PARKED if cursor.fetchone()[0] else _SELECT
-        cursor.execute(query.format(table=table), [batch_size])
-        rows = cursor.fetchall()
+        # overtake it. The claim waits briefly instead; on timeout the run ends, nothing was
+        # produced, and the next run retries.
+        cursor.execute(_BEGIN.format(table=table), {"key": relay_lock_key(context)})
+        locked, _, any_parked = cursor.fetchone()
+        if not locked:
+            result.locked_out = True
+            return result
+        rows = _claim(cursor, table, around_parked=any_parked, limit=batch_size)
         if not rows:
             return result
-
-        errors: dict[int, str] = {}
-
-        def delivered(position: int):
-            def callback(err, _msg):
-                if err is not None:
-                    errors[position] = f"{err.name()}: {err.str()}"
-
-            return callback
-
-        refused: set[str] = set()  # aggregates with a row the producer refused outright
-        for position, event_id, aggregate_id, ce_type, payload, topic, headers, occurred_at in rows:
-            if aggregate_id in refused:
-                continue  # never let a later event overtake the refused one
-            while True:
-                try:
-                    producer.produce(
-                        topic,
-                        key=aggregate_id.encode(),
-                        value=payload.encode(),
-                        headers=_headers(
-                            context, event_id, ce_type, aggregate_id, occurred_at, json.loads(headers or "{}")
-                        ),
-                        on_delivery=delivered(position),
-                    )
-                    break
-                except BufferError:
-                    producer.poll(0.05)  # local queue full: let deliveries drain
-                except KafkaException as exc:  # e.g. larger than message.max.bytes
-                    errors[position] = f"{exc.args[0].name()}: {exc.args[0].str()}"
-                    refused.add(aggregate_id)
-                    break
-        try:
-            remaining = producer.flush(flush_timeout)
-        except KafkaException as exc:  # a fatal producer error: nothing of this batch is acknowledged
-            remaining = len(rows)
-            for position, *_ in rows:
-                errors.setdefault(position, f"{exc.args[0].name()}: {exc.args[0].str()}")
-        if remaining:
-            for position, *_ in rows:
-                errors.setdefault(position, f"{KafkaError._MSG_TIMED_OUT}: not acknowledged within {flush_timeout}s")
+        errors = _produce(context, producer, rows, flush_timeout)
         crash_point("relay_after_ack")
-
-        # Keep per-aggregate order: after an aggregate's first failed event, none of its later
-        # events in this batch count as published (they are sent again after the failed one).
-        blocked: set[str] = set()
-        done: list[int] = []
-        for position, _id, aggregate_id, *_ in rows:
-            if position in errors or aggregate_id in blocked:
-                blocked.add(aggregate_id)
-            else:
-                done.append(position)
-        now = timezone.now()
-        if done:
-            cursor.execute(
-                f"UPDATE {table} SET published_at = %s, next_attempt_at = NULL WHERE position = ANY(%s)", [now, done]
-            )
-        for position, message in errors.items():
-            # Park the row (and so its aggregate) until its next attempt: 1, 2, 4 … s, at most
-            # MAX_BACKOFF_S (`attempts` on the right is the value before this failure).
-            cursor.execute(
-                f"UPDATE {table} SET attempts = attempts + 1, last_error = %s, "
-                # clock_timestamp(), not now(): now() is when this transaction began, before the
-                # produce and flush, so a short backoff would already be over.
-                f"next_attempt_at = clock_timestamp() + make_interval(secs => LEAST(power(2, attempts), %s)) "
-                f"WHERE position = %s",
-                [message, MAX_BACKOFF_S, position],
-            )
         result.selected = len(rows)
-        result.published = len(done)
+        result.published = _settle(cursor, table, rows, errors)
         result.failed = len(errors)
         if errors:
             log.warning(
                 "relay %s: %d event(s) not acknowledged, first: %s", context, len(errors), next(iter(errors.values()))
             )
     return result
+
+
+def _produce(context: str, producer: Producer, rows: list[tuple], flush_timeout: float) -> dict[int, str]:
+    """Produce the claimed rows and wait for every acknowledgement; returns failures by position."""
+    failures = _Failures()
+    errors: dict[int, str] = {}
+    refused: set[str] = set()  # aggregates with a row the producer refused outright
+    produce = producer.produce
+    for position, key, topic, value, event_id, ce_type, ce_time, extra, _retried in rows:
+        if refused and key in refused:
+            continue  # never let a later event overtake the refused one
+        headers = _headers(context, event_id, ce_type, key, ce_time, extra)
+        while True:
+            try:
+                produce(topic, value, key, headers=headers, on_delivery=failures)
+                break
+            except BufferError:
+                producer.poll(0.05)  # local queue full: let deliveries drain
+            except KafkaException as exc:  # e.g. larger than message.max.bytes
+                errors[position] = f"{exc.args[0].name()}: {exc.args[0].str()}"
+                refused.add(key)
+                break
+    try:
+        remaining = producer.flush(flush_timeout)
+    except KafkaException as exc:  # a fatal producer error: nothing of this batch is acknowledged
+        remaining = len(rows)
+        for position, *_ in rows:
+            errors.setdefault(position, f"{exc.args[0].name()}: {exc.args[0].str()}")
+    if remaining:
+        for position, *_ in rows:
+            errors.setdefault(position, f"{KafkaError._MSG_TIMED_OUT}: not acknowledged within {flush_timeout}s")
+    for position, message in failures.by_position(rows).items():
+        errors.setdefault(position, message)
+    return errors
+
+
+def _settle(cursor, table: str, rows: list[tuple], errors: dict[int, str]) -> int:
+    """Undo the claim where the broker did not take a row, and return how many stay published.
+
+    Keep per-aggregate order: after an aggregate's first failed event, none of its later events in
+    this batch count as published (they are sent again after the failed one)."""
+    blocked: set[str] = set()
+    held: list[int] = []  # later rows of a failed aggregate: back to unpublished, untouched otherwise
+    retried: list[int] = []  # published rows that had been parked: no next attempt any more
+    for position, key, *_, was_parked in rows:
+        if position in errors or key in blocked:
+            blocked.add(key)
+            if position not in errors:
+                held.append(position)
+        elif was_parked:
+            retried.append(position)
+    if retried:
+        cursor.execute(f"UPDATE {table} SET next_attempt_at = NULL WHERE position = ANY(%s)", [retried])
+    if held:
+        cursor.execute(f"UPDATE {table} SET published_at = NULL WHERE position = ANY(%s)", [held])
+    for position, message in errors.items():
+        # Park the row (and so its aggregate) until its next attempt: 1, 2, 4 … s, at most
+        # MAX_BACKOFF_S (`attempts` on the right is the value before this failure).
+        cursor.execute(
+            f"UPDATE {table} SET published_at = NULL, attempts = attempts + 1, last_error = %s, "
+            # clock_timestamp(), not now(): now() is when this transaction began, before the
+            # produce and flush, so a short backoff would already be over.
+            f"next_attempt_at = clock_timestamp() + make_interval(secs => LEAST(power(2, attempts), %s)) "
+            f"WHERE position = %s",
+            [message, MAX_BACKOFF_S, position],
+        )
+    return len(rows) - len(held) - len(errors)
 
 
 def relay_outbox(*, context: str, producer: Producer, batch_size: int = 1000, max_seconds: float = 5.0) -> RelayResult:
