@@ -2,9 +2,15 @@
 
 One active relay per context: every batch runs in a transaction that holds the context's
 transaction-level advisory lock, so a second relay (another worker, beat and a kick at once)
-simply finds nothing to do. A batch is produced, flushed and acknowledged before its rows are
-marked published in the same transaction; a crash in between republishes the batch, which the
-consumers' inbox makes harmless (at-least-once delivery, exactly-once effect).
+simply finds nothing to do. A batch's rows are claimed (marked published) in that transaction,
+produced, and the transaction commits only once the broker acknowledged them; a failed row and the
+later rows of its aggregate are unmarked again before the commit. A crash before the commit
+republishes the batch, which the consumers' inbox makes harmless (at-least-once delivery,
+exactly-once effect).
+
+A batch is claimed in chunks of CLAIM_CHUNK rows through a psycopg pipeline: the claim of the
+next chunk is sent before the current chunk is produced, so PostgreSQL updates those rows while
+this process produces, and the database's work and the producer's overlap instead of taking turns.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import json
 import logging
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, KafkaException, Producer
@@ -42,12 +49,18 @@ class RelayResult:
 
 # The batch's rows, picked in position order. Fast path: nothing is parked, so the oldest
 # unpublished rows are the batch.
-_PICK = "SELECT position FROM {table} WHERE published_at IS NULL ORDER BY position LIMIT %(limit)s"
+# `position > after`: a batch's later chunks start after the previous chunk (which this transaction
+# has just marked, and which an index scan from the start would have to step over row by row). A
+# row that commits meanwhile with a lower position waits for the next batch.
+_PICK = """
+    SELECT position FROM {table} WHERE published_at IS NULL AND position > %(after)s
+    ORDER BY position LIMIT %(limit)s
+"""
 # Some aggregates are parked (a row failed and waits for its next attempt): leave out every row of
 # those aggregates, so they keep their order, and let all the others flow.
 _PICK_AROUND_PARKED = """
     SELECT o.position FROM {table} o
-    WHERE o.published_at IS NULL
+    WHERE o.published_at IS NULL AND o.position > %(after)s
       AND (o.aggregatetype, o.aggregateid) NOT IN (
           SELECT aggregatetype, aggregateid FROM {table}
           WHERE published_at IS NULL AND next_attempt_at > now())
@@ -73,12 +86,18 @@ _BEGIN = """
            EXISTS (SELECT 1 FROM {table} WHERE published_at IS NULL AND next_attempt_at IS NOT NULL)
 """
 MAX_BACKOFF_S = 300
+# Rows per claim statement: small enough that the first chunk (which nothing overlaps) is short,
+# large enough that a statement's fixed cost is spread thin.
+CLAIM_CHUNK = 1000
 
 
-def _claim(cursor, table: str, *, around_parked: bool, limit: int) -> list[tuple]:
-    pick = (_PICK_AROUND_PARKED if around_parked else _PICK).format(table=table)
-    cursor.execute(_CLAIM.format(table=table, pick=pick), {"limit": limit})
-    rows = cursor.fetchall()
+def _claim(cursor, claim: str, *, after: int, limit: int) -> list[tuple]:
+    cursor.execute(claim, {"after": after, "limit": limit})
+    return _sorted(cursor.fetchall())
+
+
+def _sorted(rows: list[tuple]) -> list[tuple]:
+    """RETURNING gives no order: put the rows in position order (they nearly always are)."""
     if any(rows[i][0] > rows[i + 1][0] for i in range(len(rows) - 1)):
         rows.sort(key=lambda row: row[0])
     return rows
@@ -151,10 +170,11 @@ def _relay_batch(*, context: str, producer: Producer, batch_size: int, flush_tim
         if not locked:
             result.locked_out = True
             return result
-        rows = _claim(cursor, table, around_parked=any_parked, limit=batch_size)
+        sender = _Sender(context, producer)
+        rows, result.locked_out = _claim_and_send(context, cursor, table, any_parked, batch_size, sender.send)
         if not rows:
             return result
-        errors = _produce(context, producer, rows, flush_timeout)
+        errors = sender.wait(rows, flush_timeout)
         crash_point("relay_after_ack")
         result.selected = len(rows)
         result.published = _settle(cursor, table, rows, errors)
@@ -166,38 +186,89 @@ def _relay_batch(*, context: str, producer: Producer, batch_size: int, flush_tim
     return result
 
 
-def _produce(context: str, producer: Producer, rows: list[tuple], flush_timeout: float) -> dict[int, str]:
-    """Produce the claimed rows and wait for every acknowledgement; returns failures by position."""
-    failures = _Failures()
-    errors: dict[int, str] = {}
-    refused: set[str] = set()  # aggregates with a row the producer refused outright
-    produce = producer.produce
-    for position, key, topic, value, event_id, ce_type, ce_time, extra, _retried in rows:
-        if refused and key in refused:
-            continue  # never let a later event overtake the refused one
-        headers = _headers(context, event_id, ce_type, key, ce_time, extra)
-        while True:
-            try:
-                produce(topic, value, key, headers=headers, on_delivery=failures)
-                break
-            except BufferError:
-                producer.poll(0.05)  # local queue full: let deliveries drain
-            except KafkaException as exc:  # e.g. larger than message.max.bytes
-                errors[position] = f"{exc.args[0].name()}: {exc.args[0].str()}"
-                refused.add(key)
-                break
+def _claim_and_send(
+    context: str, cursor, table: str, around_parked: bool, batch_size: int, send: Callable[[list[tuple]], None]
+) -> tuple[list[tuple], bool]:
+    """Claim up to `batch_size` rows chunk by chunk and hand each chunk to `send` while PostgreSQL
+    claims the next one. Returns the claimed rows and whether claiming stopped at a row another
+    transaction kept locked.
+
+    A later chunk runs in a savepoint: if it times out on a locked row, the chunks already sent stay
+    claimed (and are settled as usual) instead of the whole batch being rolled back and sent again.
+    The first chunk needs none; its timeout ends the batch before anything was produced."""
+    claim = _CLAIM.format(table=table, pick=(_PICK_AROUND_PARKED if around_parked else _PICK).format(table=table))
+    rows = _claim(cursor, claim, after=0, limit=min(CLAIM_CHUNK, batch_size))
+    if len(rows) < CLAIM_CHUNK or len(rows) >= batch_size:
+        send(rows)
+        return rows, False
+    control = connections[context].cursor()  # savepoints; `cursor` only ever holds a claim's result
+    chunk = rows
     try:
-        remaining = producer.flush(flush_timeout)
-    except KafkaException as exc:  # a fatal producer error: nothing of this batch is acknowledged
-        remaining = len(rows)
-        for position, *_ in rows:
-            errors.setdefault(position, f"{exc.args[0].name()}: {exc.args[0].str()}")
-    if remaining:
-        for position, *_ in rows:
-            errors.setdefault(position, f"{KafkaError._MSG_TIMED_OUT}: not acknowledged within {flush_timeout}s")
-    for position, message in failures.by_position(rows).items():
-        errors.setdefault(position, message)
-    return errors
+        with connections[context].connection.pipeline():
+            while chunk:
+                left = batch_size - len(rows)
+                following = left > 0 and len(chunk) == CLAIM_CHUNK
+                if following:  # sent now, executed by PostgreSQL while this chunk is produced
+                    control.execute("SAVEPOINT relay_chunk")
+                    cursor.execute(claim, {"after": chunk[-1][0], "limit": min(CLAIM_CHUNK, left)})
+                send(chunk)
+                if not following:
+                    break
+                chunk = _sorted(cursor.fetchall())
+                control.execute("RELEASE SAVEPOINT relay_chunk")
+                rows.extend(chunk)
+    except (OperationalError, LockNotAvailable) as exc:
+        if not isinstance(exc, LockNotAvailable) and not isinstance(exc.__cause__, LockNotAvailable):
+            raise
+        control.execute("ROLLBACK TO SAVEPOINT relay_chunk")  # the pipeline has ended and synced
+        return rows, True
+    finally:
+        control.close()
+    return rows, False
+
+
+class _Sender:
+    """Produces claimed rows, then waits for the broker; collects what it refused or failed."""
+
+    def __init__(self, context: str, producer: Producer) -> None:
+        self.context = context
+        self.producer = producer
+        self.failures = _Failures()
+        self.errors: dict[int, str] = {}
+        self.refused: set[str] = set()  # aggregates with a row the producer refused outright
+
+    def send(self, rows: list[tuple]) -> None:
+        context, produce, failures, refused = self.context, self.producer.produce, self.failures, self.refused
+        for position, key, topic, value, event_id, ce_type, ce_time, extra, _retried in rows:
+            if refused and key in refused:
+                continue  # never let a later event overtake the refused one
+            headers = _headers(context, event_id, ce_type, key, ce_time, extra)
+            while True:
+                try:
+                    produce(topic, value, key, headers=headers, on_delivery=failures)
+                    break
+                except BufferError:
+                    self.producer.poll(0.05)  # local queue full: let deliveries drain
+                except KafkaException as exc:  # e.g. larger than message.max.bytes
+                    self.errors[position] = f"{exc.args[0].name()}: {exc.args[0].str()}"
+                    refused.add(key)
+                    break
+
+    def wait(self, rows: list[tuple], flush_timeout: float) -> dict[int, str]:
+        """Wait for every acknowledgement; returns the failures by position."""
+        errors = self.errors
+        try:
+            remaining = self.producer.flush(flush_timeout)
+        except KafkaException as exc:  # a fatal producer error: nothing of this batch is acknowledged
+            remaining = len(rows)
+            for position, *_ in rows:
+                errors.setdefault(position, f"{exc.args[0].name()}: {exc.args[0].str()}")
+        if remaining:
+            for position, *_ in rows:
+                errors.setdefault(position, f"{KafkaError._MSG_TIMED_OUT}: not acknowledged within {flush_timeout}s")
+        for position, message in self.failures.by_position(rows).items():
+            errors.setdefault(position, message)
+        return errors
 
 
 def _settle(cursor, table: str, rows: list[tuple], errors: dict[int, str]) -> int:
