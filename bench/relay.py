@@ -4,7 +4,7 @@ the tuned reference too, A B C C B A).
 
 The reference is the issue's textbook relay with a plain producer: librdkafka's defaults plus
 `enable.idempotence` (the same delivery guarantee as OrderFlow's). A second variant, the same
-reference relay with OrderFlow's producer settings (`producer_config()`), shows how much of the
+reference relay with OrderFlow's producer settings (`relay_producer_config()`), shows how much of the
 difference is producer tuning rather than relay design; quick runs leave it out. OrderFlow's relay
 runs with its configured `OUTBOX_RELAY_BATCH_SIZE`, the reference with `LIMIT 1000`.
 
@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import connections, transaction
 
 from bench import profiling, task
-from orderflow.messaging.kafka import base_config, producer_config, shared_producer
+from orderflow.messaging.kafka import base_config, relay_producer_config, shared_producer
 from orderflow.messaging.outbox import outbox_model
 from orderflow.messaging.relay import relay_outbox
 
@@ -190,6 +190,10 @@ def run_orderflow(n: int, batch_size: int) -> dict[str, Any]:
     return {"published": published, "batches": batches}
 
 
+def run_reference(batch_size: int, producer: Producer) -> dict[str, Any]:
+    return {"published": reference_relay(context=CONTEXT, producer=producer, batch_size=batch_size)}
+
+
 def plain_producer_config() -> dict:
     """The reference's producer: librdkafka's defaults, plus idempotence so both relays give the
     same delivery guarantee (no duplicates or reordering from the producer's own retries)."""
@@ -208,10 +212,7 @@ def timed_run(kind: str, index: int, args: argparse.Namespace, producers: dict[s
         if kind == "orderflow":
             outcome = run_orderflow(args.n, args.batch_size)
         else:
-            producer = producers[kind]
-            outcome = {
-                "published": reference_relay(context=CONTEXT, producer=producer, batch_size=args.reference_batch_size)
-            }
+            outcome = run_reference(args.reference_batch_size, producers[kind])
     left, (on_topic, distinct) = unpublished(), topic_count(topic)
     delete_topic(topic)
     run = {
@@ -228,7 +229,8 @@ def timed_run(kind: str, index: int, args: argparse.Namespace, producers: dict[s
     if left or distinct != args.n:
         run["error"] = f"expected {args.n} events published and on the topic: {left} left, {distinct} on the topic"
     if profile:
-        run["profile"] = profiling.summarize(profile, focus=f"run_{kind} (")
+        focus = "run_orderflow (" if kind == "orderflow" else "run_reference ("
+        run["profile"] = profiling.summarize(profile, focus=focus)
     print(f"relay {kind:15s} run {index}: {run['events_per_s']:>9,.0f} events/s ({timer.seconds:.2f} s)", flush=True)
     return run
 
@@ -245,7 +247,7 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         args.batch_size = settings.OUTBOX_RELAY_BATCH_SIZE  # what the Celery task relays with
     producers = {"reference": Producer(plain_producer_config())}
     if args.tuned_reference:
-        producers["reference_tuned"] = Producer(producer_config())  # the same settings as OrderFlow's
+        producers["reference_tuned"] = Producer(relay_producer_config())  # the same settings as OrderFlow's
     # Warm every producer up (metadata, connections) outside the timed runs.
     for producer in (shared_producer(), *producers.values()):
         producer.list_topics(timeout=10)
@@ -269,9 +271,9 @@ def main(args: argparse.Namespace) -> dict[str, Any]:
         "reference_tuned_events_per_s": tuned,
         "ratio_tuned": round(ours / tuned, 3) if tuned else None,
         "producers": {
-            "orderflow": _shown(producer_config()),
+            "orderflow": _shown(relay_producer_config()),
             "reference": _shown(plain_producer_config()),
-            **({"reference_tuned": _shown(producer_config())} if tuned else {}),
+            **({"reference_tuned": _shown(relay_producer_config())} if tuned else {}),
         },
         "runs": runs,
         "errors": [r["error"] for r in runs if "error" in r],
