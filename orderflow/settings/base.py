@@ -124,7 +124,7 @@ KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS = env.int("KAFKA_PRODUCER_MESSAGE_TIMEOUT_MS",
 # --- Outbox relay and consumers --------------------------------------------------------------------
 # Rows per relay transaction, claimed in chunks of 1,000 that overlap with producing (relay.py):
 # a bigger batch leaves less of its time un-overlapped (the first chunk, the flush, the commit).
-OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=5000)
+OUTBOX_RELAY_BATCH_SIZE = env.int("OUTBOX_RELAY_BATCH_SIZE", default=10000)
 # One relay run drains for at most this long, so a busy context cannot starve the worker.
 OUTBOX_RELAY_MAX_SECONDS = env.float("OUTBOX_RELAY_MAX_SECONDS", default=5.0)
 # Published rows are kept this long: a fresh broker (or a new cluster after a disaster) can be
