@@ -1,5 +1,12 @@
 """Relay benchmark: drain a pre-filled outbox of N OrderPlaced-sized events to Kafka with
-OrderFlow's relay and with the naive reference relay, interleaved in one process (A B B A).
+OrderFlow's relay and with the naive reference relay, interleaved in one process (A B B A; with
+the tuned reference too, A B C C B A).
+
+The reference is the issue's textbook relay with a plain producer: librdkafka's defaults plus
+`enable.idempotence` (the same delivery guarantee as OrderFlow's). A second variant, the same
+reference relay with OrderFlow's producer settings (`relay_producer_config()`), shows how much of the
+difference is producer tuning rather than relay design; quick runs leave it out. OrderFlow's relay
+runs with its configured `OUTBOX_RELAY_BATCH_SIZE`, the reference with `LIMIT 1000`.
 
 Each run gets the same freshly filled and vacuumed `orders` outbox (N rows, one order each, the
 payload and headers an OrderPlaced carries) and a fresh topic with the configured partitions; the
@@ -25,7 +32,7 @@ from django.conf import settings
 from django.db import connections, transaction
 
 from bench import profiling, task
-from orderflow.messaging.kafka import base_config, producer_config, shared_producer
+from orderflow.messaging.kafka import base_config, relay_producer_config, shared_producer
 from orderflow.messaging.outbox import outbox_model
 from orderflow.messaging.relay import relay_outbox
 
@@ -169,7 +176,7 @@ def delete_topic(topic: str) -> None:
 
 
 def run_orderflow(n: int, batch_size: int) -> dict[str, Any]:
-    producer = shared_producer()
+    producer = shared_producer()  # what the Celery task uses
     published = batches = 0
     deadline = time.monotonic() + 1800
     while published < n and time.monotonic() < deadline:
@@ -183,23 +190,29 @@ def run_orderflow(n: int, batch_size: int) -> dict[str, Any]:
     return {"published": published, "batches": batches}
 
 
-def run_reference(n: int, batch_size: int, producer: Producer) -> dict[str, Any]:
+def run_reference(batch_size: int, producer: Producer) -> dict[str, Any]:
     return {"published": reference_relay(context=CONTEXT, producer=producer, batch_size=batch_size)}
 
 
-def timed_run(kind: str, index: int, args: argparse.Namespace, reference_producer: Producer) -> dict[str, Any]:
+def plain_producer_config() -> dict:
+    """The reference's producer: librdkafka's defaults, plus idempotence so both relays give the
+    same delivery guarantee (no duplicates or reordering from the producer's own retries)."""
+    return {**base_config(), "enable.idempotence": True}
+
+
+def timed_run(kind: str, index: int, args: argparse.Namespace, producers: dict[str, Producer]) -> dict[str, Any]:
     topic = f"{settings.KAFKA_TOPIC_NAMESPACE}.relaybench.{index}-{kind}"
     create_topic(topic)
     fill_s = fill(args.n, topic)
     profile = None
-    if args.profile_dir and index < 2:  # the first run of each kind
+    if args.profile_dir and kind not in schedule(args.runs, args.tuned_reference)[:index]:  # each kind's first run
         profile = Path(args.profile_dir) / f"relay-{kind}.raw"
     context = profiling.record(os.getpid(), profile) if profile else nullcontext()
     with context, task.Timer() as timer:
         if kind == "orderflow":
             outcome = run_orderflow(args.n, args.batch_size)
         else:
-            outcome = run_reference(args.n, args.batch_size, reference_producer)
+            outcome = run_reference(args.reference_batch_size, producers[kind])
     left, (on_topic, distinct) = unpublished(), topic_count(topic)
     delete_topic(topic)
     run = {
@@ -216,44 +229,81 @@ def timed_run(kind: str, index: int, args: argparse.Namespace, reference_produce
     if left or distinct != args.n:
         run["error"] = f"expected {args.n} events published and on the topic: {left} left, {distinct} on the topic"
     if profile:
-        run["profile"] = profiling.summarize(profile, focus=f"run_{kind} (")
-    print(f"relay {kind:9s} run {index}: {run['events_per_s']:>9,.0f} events/s ({timer.seconds:.2f} s)", flush=True)
+        focus = "run_orderflow (" if kind == "orderflow" else "run_reference ("
+        run["profile"] = profiling.summarize(profile, focus=focus)
+    print(f"relay {kind:15s} run {index}: {run['events_per_s']:>9,.0f} events/s ({timer.seconds:.2f} s)", flush=True)
     return run
 
 
-def main(args: argparse.Namespace) -> dict[str, Any]:
-    reference_producer = Producer(producer_config())  # the same producer settings as OrderFlow's
-    # Warm both producers up (metadata, connections) outside the timed runs.
-    for producer in (shared_producer(), reference_producer):
-        producer.list_topics(timeout=10)
-    schedule = ["orderflow", "reference", "reference", "orderflow"][: args.runs]
-    runs = [timed_run(kind, i, args, reference_producer) for i, kind in enumerate(schedule)]
+def schedule(runs: int, tuned: bool) -> list[str]:
+    """Interleaved so that drift over the run (a warming cache, a busy neighbour) hits every kind
+    alike: A B B A, or A B C C B A with the tuned reference."""
+    kinds = ["orderflow", "reference", "reference_tuned"] if tuned else ["orderflow", "reference"]
+    return (kinds + kinds[::-1])[: runs * len(kinds) // 2]
 
-    def rate(kind: str) -> float:
+
+def main(args: argparse.Namespace) -> dict[str, Any]:
+    if args.batch_size is None:
+        args.batch_size = settings.OUTBOX_RELAY_BATCH_SIZE  # what the Celery task relays with
+    producers = {"reference": Producer(plain_producer_config())}
+    if args.tuned_reference:
+        producers["reference_tuned"] = Producer(relay_producer_config())  # the same settings as OrderFlow's
+    # Warm every producer up (metadata, connections) outside the timed runs.
+    for producer in (shared_producer(), *producers.values()):
+        producer.list_topics(timeout=10)
+    runs = [timed_run(kind, i, args, producers) for i, kind in enumerate(schedule(args.runs, args.tuned_reference))]
+
+    def rate(kind: str) -> float | None:
         mine = [r for r in runs if r["kind"] == kind]
+        if not mine:
+            return None
         return round(sum(r["events"] for r in mine) / sum(r["seconds"] for r in mine), 1)
 
-    ours, ref = rate("orderflow"), rate("reference")
+    ours, ref, tuned = rate("orderflow"), rate("reference"), rate("reference_tuned")
     return {
         "events": args.n,
         "batch_size": args.batch_size,
+        "reference_batch_size": args.reference_batch_size,
         "partitions": settings.KAFKA_TOPIC_PARTITIONS,
         "events_per_s": ours,
         "reference_events_per_s": ref,
         "ratio": round(ours / ref, 3) if ref else None,
+        "reference_tuned_events_per_s": tuned,
+        "ratio_tuned": round(ours / tuned, 3) if tuned else None,
+        "producers": {
+            "orderflow": _shown(relay_producer_config()),
+            "reference": _shown(plain_producer_config()),
+            **({"reference_tuned": _shown(relay_producer_config())} if tuned else {}),
+        },
         "runs": runs,
         "errors": [r["error"] for r in runs if "error" in r],
         "method": (
-            "interleaved runs (orderflow, reference, reference, orderflow) on a freshly filled and vacuumed "
-            "outbox and a fresh topic each; rate = events / seconds summed over each kind's runs"
+            f"interleaved runs ({', '.join(schedule(args.runs, args.tuned_reference))}) on a freshly filled and "
+            "vacuumed outbox and a fresh topic each; rate = events / seconds summed over each kind's runs; "
+            "reference = naive relay, LIMIT 1000, librdkafka defaults + enable.idempotence; "
+            "reference_tuned = the same relay with OrderFlow's producer settings"
         ),
     }
 
 
+def _shown(config: dict) -> dict:
+    """The producer settings worth reporting: not the servers' address, not callbacks."""
+    return {k: v for k, v in config.items() if k != "bootstrap.servers" and not callable(v)}
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=4, choices=[2, 3, 4])
-    parser.add_argument("--batch-size", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=4, choices=[2, 3, 4], help="runs per kind × 2 (4: A B B A)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="OrderFlow's batch (default: settings.OUTBOX_RELAY_BATCH_SIZE)"
+    )
+    parser.add_argument("--reference-batch-size", type=int, default=1000)
+    parser.add_argument(
+        "--tuned-reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the reference relay with OrderFlow's producer settings",
+    )
 
 
 if __name__ == "__main__":

@@ -43,6 +43,19 @@ def producer_config(**overrides) -> dict:
     }
 
 
+def relay_producer_config(**overrides) -> dict:
+    """The outbox relay's producer: `producer_config()` tuned for draining batches.
+
+    - `linger.ms` 20: bigger record batches, so the broker (on the same cores here) does less work
+      per event. It costs the relay no latency: `flush()`, which ends every relay batch, sends
+      what is queued at once without waiting for linger.ms.
+    - `delivery.report.only.error`: the relay needs no report for an acknowledged record (its row
+      is already marked in the open transaction), only for a failed one; this saves a Python
+      callback per event.
+    """
+    return producer_config(**{"linger.ms": 20, "delivery.report.only.error": True, **overrides})
+
+
 def consumer_config(group_id: str, **overrides) -> dict:
     return {
         **base_config(),
@@ -75,12 +88,12 @@ def _on_producer_error(err) -> None:
 
 
 def shared_producer() -> Producer:
-    """One idempotent producer per process, re-created after fork (librdkafka is not fork-safe)
+    """One idempotent producer per process for the relay, re-created after fork (librdkafka is not fork-safe)
     and after it was reset or hit a fatal error."""
     global _producer, _producer_pid, _producer_broken
     with _lock:
         if _producer is None or _producer_pid != os.getpid() or _producer_broken:
-            _producer = Producer(producer_config(error_cb=_on_producer_error))
+            _producer = Producer(relay_producer_config(error_cb=_on_producer_error))
             _producer_pid = os.getpid()
             _producer_broken = False
         return _producer

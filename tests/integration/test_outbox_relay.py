@@ -191,3 +191,53 @@ def test_a_commit_during_another_relay_run_is_covered_by_that_run(kafka_ns, monk
     assert _queued_relay_tasks(client, "catalog") == 0
     keys = [m.key() for m in read_topic(topic_name("catalog.product"), expect=3, timeout=8, settle=1)]
     assert keys.count(b"SKU-H1") == 1 and keys.count(b"SKU-H2") == 1
+
+
+def _expected_headers(row: OutboxEvent, context: str) -> list[tuple[str, bytes]]:
+    """The CloudEvents headers as defined before the relay built them in SQL: the row's values
+    formatted in Python (`str(uuid)`, `datetime.isoformat()`, `str()` of every extra header)."""
+    headers = [
+        ("ce_specversion", "1.0"),
+        ("ce_id", str(row.event_id)),
+        ("ce_type", row.type),
+        ("ce_source", f"/orderflow/{context}"),
+        ("ce_subject", row.aggregateid),
+        ("ce_time", row.occurred_at.isoformat()),
+        ("content-type", "application/json"),
+        *((k, str(v)) for k, v in row.headers.items()),
+    ]
+    return [(k, v.encode()) for k, v in headers]
+
+
+def test_headers_built_in_sql_equal_the_python_definition(kafka_ns):
+    import uuid
+    from datetime import UTC, datetime
+
+    topic = topic_name("catalog.product")
+    times = [
+        datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC),  # no microseconds: isoformat() leaves them out
+        datetime(2026, 3, 1, 12, 0, 0, 120000, tzinfo=UTC),  # trailing zeros are kept
+        datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        datetime(2026, 7, 4, 9, 5, 7, 1, tzinfo=UTC),
+    ]
+    extras = [{}, {"traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}, {"n": 5, "flag": True}, {"é": "ü ∑"}]
+    for n, (occurred_at, extra) in enumerate(zip(times, extras, strict=True)):
+        OutboxEvent.objects.using("catalog").create(
+            event_id=uuid.uuid4(),
+            aggregatetype="product",
+            aggregateid=f"SKU-H{n}",
+            type="orderflow.catalog.ProductAdded.v1",
+            payload={"sku": f"SKU-H{n}", "name": "ß"},
+            topic=topic,
+            headers=extra,
+            occurred_at=occurred_at,
+        )
+    assert relay().published == len(times)
+    rows = {str(r.event_id): r for r in OutboxEvent.objects.using("catalog").all()}
+    messages = read_topic(topic, expect=len(times))
+    assert len(messages) == len(times)
+    for message in messages:
+        row = rows[dict(message.headers())["ce_id"].decode()]
+        assert message.headers() == _expected_headers(row, "catalog")
+        assert message.key() == row.aggregateid.encode()
+        assert json.loads(message.value()) == row.payload
