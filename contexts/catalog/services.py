@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 import contracts.catalog as events
 from contexts.catalog.domain import Added, Discontinued, PriceChanged
@@ -10,6 +10,7 @@ from contexts.catalog.domain import Product as ProductAggregate
 from contexts.catalog.models import Product
 from orderflow.domain import DomainError, DomainEvent, Money
 from orderflow.messaging import outbox
+from orderflow.unit_of_work import unit_of_work
 
 DB = "catalog"
 
@@ -49,7 +50,7 @@ def _publish(domain_events: list[DomainEvent]) -> None:
 def product_add(*, sku: str, name: str, description: str = "", price: Money) -> Product:
     product = ProductAggregate.add(sku=sku, name=name, description=description, price=price)
     try:
-        with transaction.atomic(using=DB):
+        with unit_of_work(DB):
             row = Product(sku=product.sku)
             row.update_from_domain(product)
             row.save(using=DB, force_insert=True)
@@ -67,7 +68,7 @@ def product_update(
     price: Money | None = None,
     active: bool | None = None,
 ) -> Product:
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         row = Product.objects.using(DB).select_for_update().get(sku=sku)
         product = row.to_domain()
         product.describe(name=name, description=description)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.contrib.auth.hashers import check_password, make_password
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -21,6 +21,7 @@ from contexts.customers.domain import (
 from contexts.customers.models import Account
 from orderflow.domain import DomainError
 from orderflow.messaging import outbox
+from orderflow.unit_of_work import unit_of_work
 
 DB = "customers"
 
@@ -58,7 +59,7 @@ def customer_register(*, email: str, password: str, name: str) -> Account:
 def _account_create(*, email: str, password: str, name: str, is_staff: bool) -> Account:
     customer = Customer.register(email=email, name=name, is_staff=is_staff)
     try:
-        with transaction.atomic(using=DB):
+        with unit_of_work(DB):
             if Account.objects.using(DB).filter(email=customer.email).exists():
                 raise EmailTaken(f"an account with email {customer.email} already exists")
             account = Account.from_domain(customer, password_hash=make_password(password))
@@ -114,7 +115,7 @@ def staff_ensure(*, email: str, password: str, name: str) -> Account:
 def customer_update(*, customer_id: uuid.UUID, name: str | None = None, email: str | None = None) -> Account:
     """Rename and/or change the email (CustomerEmailChanged keeps other contexts' replicas current)."""
     try:
-        with transaction.atomic(using=DB):
+        with unit_of_work(DB):
             account = Account.objects.using(DB).select_for_update().get(id=customer_id)
             customer = account.to_domain()
             if name is not None:
@@ -133,7 +134,7 @@ def customer_update(*, customer_id: uuid.UUID, name: str | None = None, email: s
 
 def customer_deactivate(*, customer_id: uuid.UUID) -> Account:
     """The account can no longer sign in or refresh tokens; orders refuses its new orders."""
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         account = Account.objects.using(DB).select_for_update().get(id=customer_id)
         customer = account.to_domain()
         customer.deactivate()

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
-from django.db import connections, transaction
+from django.db import connections
 from django.utils import timezone
 
 import contracts.inventory as events
@@ -17,6 +17,7 @@ from contracts import EventType
 from orderflow.messaging import outbox
 from orderflow.messaging.bulk import json_rows
 from orderflow.tracing import TraceContext
+from orderflow.unit_of_work import unit_of_work
 
 DB = "inventory"
 
@@ -33,7 +34,7 @@ def stock_item_ensure(*, sku: str) -> StockItem:
 
 
 def stock_adjust(*, sku: str, delta: int, reason: str, adjusted_by: str = "") -> StockItem:
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         row = _locked([sku]).get()
         item = row.to_domain()
         item.adjust(delta)
@@ -50,7 +51,7 @@ def order_reserve(*, order_id: uuid.UUID, lines: list[dict]) -> Reservation:
 
     Idempotent per order: a second request for the same order returns the first outcome.
     """
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         existing = Reservation.objects.using(DB).filter(order_id=order_id).first()
         if existing is not None:
             return existing
@@ -84,7 +85,7 @@ def orders_reserve(*, orders: Sequence[OrderToReserve]) -> list[domain.Reservati
     lock of every sku involved (in sku order, like `_locked`), the pure domain decision per order
     over the locked stock in memory, then one write each for stock, reservations and outbox.
     """
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         if not orders:
             return []
         connection = connections[DB]
@@ -177,7 +178,7 @@ def _lines_payload(lines: Iterable[domain.Line]) -> list[dict]:
 
 def order_commit(*, order_id: uuid.UUID) -> Reservation | None:
     """OrderConfirmed: the reserved units are sold. Only a RESERVED reservation commits."""
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         reservation = _reservation_locked(order_id)
         if reservation is None or reservation.status != Reservation.Status.RESERVED:
             return reservation
@@ -239,7 +240,7 @@ def _reservations_change(orders: Sequence[OrderRef], *, eligible, to, change, re
     `reply(order_id, status, lines)` is the event it publishes. Locks like the one-by-one path
     (reservations, then their skus in sku order) with one statement each; one write each of
     stock, reservations and outbox rows."""
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         if not orders:
             return []
         connection = connections[DB]
@@ -295,7 +296,7 @@ def _reservations_change(orders: Sequence[OrderRef], *, eligible, to, change, re
 def order_release(*, order_id: uuid.UUID) -> Reservation | None:
     """OrderCancelled: release a reservation, or restock committed units. A rejected (or already
     released) reservation has nothing to give back."""
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         reservation = _reservation_locked(order_id)
         if reservation is None or reservation.status not in (Reservation.Status.RESERVED, Reservation.Status.COMMITTED):
             return reservation

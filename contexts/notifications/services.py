@@ -24,6 +24,7 @@ from contexts.notifications.domain import Delivery, Kind, delivery_for
 from contexts.notifications.models import Contact, Notification
 from contexts.notifications.rendering import render
 from orderflow.messaging import outbox
+from orderflow.unit_of_work import unit_of_work
 
 DB = "notifications"
 # The post-commit send normally happens within milliseconds; the retry task leaves younger rows
@@ -49,7 +50,7 @@ def _contact_locked(customer_id: uuid.UUID, **defaults: Any) -> tuple[Contact, b
 
 def contact_register(*, customer_id: uuid.UUID, email: str, name: str) -> Contact:
     """Remember a registered customer and send what was waiting for their address."""
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         contact, created = _contact_locked(customer_id, email=email, name=name)
         if not created:
             # A placeholder (order seen first) gets filled in; a known contact keeps its newer
@@ -64,7 +65,7 @@ def contact_register(*, customer_id: uuid.UUID, email: str, name: str) -> Contac
 
 def contact_change_email(*, customer_id: uuid.UUID, email: str) -> Contact:
     """Later emails, and those not sent yet, go to the new address."""
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         contact, created = _contact_locked(customer_id, email=email)
         if not created and contact.email != email:
             contact.email = email
@@ -74,7 +75,7 @@ def contact_change_email(*, customer_id: uuid.UUID, email: str) -> Contact:
 
 
 def contact_deactivate(*, customer_id: uuid.UUID) -> Contact:
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         contact, created = _contact_locked(customer_id, active=False)
         if not created and contact.active:
             contact.active = False
@@ -116,7 +117,7 @@ def notification_record(
     customer event that would unblock it. Without an address the row waits, unaddressed, and
     `contact_register` sends it.
     """
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         existing = Notification.objects.using(DB).filter(order_id=order_id, kind=kind).first()
         if existing is not None:
             return existing  # a redelivery or a duplicate publish: nothing more to send
@@ -157,7 +158,7 @@ def notification_deliver(*, notification_id: uuid.UUID) -> bool:
     left: a crash after the server accepted it and before this commit leaves it unsent, and it is
     sent again (at-least-once email; its fixed Message-ID lets mail clients fold the duplicate).
     """
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         notification = (
             Notification.objects.using(DB)
             .select_for_update(skip_locked=True)

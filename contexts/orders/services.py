@@ -12,7 +12,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import CharField, F, Func, JSONField, OuterRef
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -31,6 +31,7 @@ from contexts.orders.models import (
 from contexts.orders.projection import placed_view, project
 from orderflow.domain import DomainError, DomainEvent, Money
 from orderflow.messaging import outbox
+from orderflow.unit_of_work import unit_of_work
 
 DB = "orders"
 
@@ -217,7 +218,7 @@ def saga_reply(
 
     Late or contradicting replies change nothing but appear on the timeline with a note.
     """
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         row = _locked(order_id)
         order = row.to_domain()
         order.reply(reply)
@@ -235,7 +236,7 @@ def saga_reply(
 
 def _change(order_id: uuid.UUID, command: Callable[[domain.Order], None]) -> Order:
     """Load and lock the order, run one domain command on it, persist what it recorded."""
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         row = _locked(order_id)
         order = row.to_domain()
         command(order)
@@ -262,7 +263,7 @@ def orders_expire(*, now: datetime | None = None, limit: int = 200) -> int:
     """
     cutoff = (now or timezone.now()) - settings.ORDERS_PENDING_DEADLINE
     expired = 0
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         rows = (
             Order.objects.using(DB)
             .select_for_update(skip_locked=True)
@@ -281,7 +282,7 @@ def timeline_note(
     *, order_id: uuid.UUID, event_id: str, type_: str, source: str, occurred_at: datetime, data: dict
 ) -> None:
     """An event that belongs on the order's timeline but changes nothing (e.g. NotificationSent)."""
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         timeline_record(
             order_id=order_id, event_id=event_id, type_=type_, source=source, occurred_at=occurred_at, data=data
         )
@@ -294,7 +295,7 @@ def _replicate(model, lookup: dict, changes: dict, occurred_at: datetime | None)
     Events of one aggregate arrive in order on their partition; a stale one can still come from a
     replay or a dead letter re-sent late, and must not undo newer facts. Returns whether applied.
     """
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         row = model.objects.using(DB).select_for_update().filter(**lookup).first()
         if row is not None and occurred_at and row.source_time and occurred_at < row.source_time:
             return False

@@ -11,7 +11,7 @@ import logging
 import uuid
 import zlib
 
-from django.db import connections, transaction
+from django.db import connections
 
 import contracts.payments as events
 from contexts.payments import domain
@@ -19,6 +19,7 @@ from contexts.payments.gateway import get_gateway
 from contexts.payments.models import Payment
 from orderflow.domain import Money
 from orderflow.messaging import outbox
+from orderflow.unit_of_work import unit_of_work
 
 DB = "payments"
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def payment_authorize(*, order_id: uuid.UUID, customer_id: uuid.UUID, amount: Mo
 
     Idempotent per order: if the order already has a payment, that payment is returned untouched.
     """
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         _lock_order(order_id)
         existing = Payment.objects.using(DB).filter(order_id=order_id).first()
         if existing is not None:
@@ -62,7 +63,7 @@ def payment_authorize(*, order_id: uuid.UUID, customer_id: uuid.UUID, amount: Mo
 def payment_capture(*, order_id: uuid.UUID) -> Payment | None:
     """The order is confirmed: take the money. Only an AUTHORIZED payment is captured; a repeated
     confirmation finds it CAPTURED and does nothing."""
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         row = _locked(order_id)
         status = row.status if row is not None else None
         if status != domain.PaymentStatus.AUTHORIZED:
@@ -77,7 +78,7 @@ def payment_capture(*, order_id: uuid.UUID) -> Payment | None:
 
 def payment_cancel(*, order_id: uuid.UUID) -> Payment | None:
     """The order is cancelled: void an authorization or refund a capture; anything else is left."""
-    with transaction.atomic(using=DB):
+    with unit_of_work(DB):
         # Same lock as authorize: a cancel racing a late authorization waits for it.
         _lock_order(order_id)
         row = _locked(order_id)

@@ -29,7 +29,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connections
 
 from contracts import ContractError, EventType, UnknownEventType, registry
 from orderflow import tracing
@@ -39,6 +39,7 @@ from orderflow.messaging.envelope import Envelope, MalformedEvent
 from orderflow.messaging.inbox import claim, claim_many
 from orderflow.messaging.kafka import consumer_config, dlq_topic, producer_config, retry_topic, topic_name
 from orderflow.messaging.retry import Delivery, ParkedKeys, delivery_of, now_ms, retry_headers
+from orderflow.unit_of_work import all_or_nothing
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +328,7 @@ class ContextConsumer:
         mine = [(m, envelope, event) for m, envelope, event in prepared if event is not None]
         skipped = len(prepared) - len(mine)
         applied = 0
-        with transaction.atomic(using=self.context):
+        with all_or_nothing(self.context):
             fresh = claim_many(
                 context=self.context,
                 consumer=self.name,
@@ -444,7 +445,7 @@ class ContextConsumer:
             return
         handler = self.handlers[event.type.type]
         try:
-            with tracing.use(event.trace), transaction.atomic(using=self.context):
+            with tracing.use(event.trace), all_or_nothing(self.context):
                 if not claim(
                     context=self.context,
                     consumer=self.name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -166,23 +167,59 @@ def kick_after_commit(context: str) -> None:
         transaction.on_commit(_RelayKick(context), using=context)
 
 
-# Contexts whose relay runs in this process right after each commit (see `inline_relay`).
-_inline: set[str] = set()
+class _RelayThread(threading.Thread):
+    """Relays one context's outbox in this process whenever a commit wakes it.
+
+    A thread, so the committing loop (a consumer) never waits for the broker's acknowledgements;
+    commits that land while it relays are taken by its next run, together. It has its own
+    database connection (Django's are per thread) and uses the process's shared producer."""
+
+    def __init__(self, context: str) -> None:
+        super().__init__(name=f"relay-{context}", daemon=True)
+        self.context = context
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        from django.db import connections as thread_connections
+
+        from orderflow.messaging.tasks import kick, relay_here
+
+        try:
+            while True:
+                self.wake.wait()
+                self.wake.clear()
+                if not relay_here(self.context):
+                    kick(self.context)
+                if self.stopping.is_set() and not self.wake.is_set():
+                    return
+        finally:
+            thread_connections.close_all()
+
+
+# Contexts whose relay runs in a thread of this process, woken by each commit (`inline_relay`).
+_inline: dict[str, _RelayThread] = {}
 
 
 @contextmanager
 def inline_relay(context: str) -> Iterator[None]:
-    """Within this block, a commit on `context` relays its outbox at once in this process instead
-    of queueing a Celery task. The consume command runs its context's consumer inside it: nearly
+    """Within this block, a commit on `context` wakes a relay thread of this process instead of
+    queueing a Celery task. The consume command runs its context's consumer inside it: nearly
     every event of the saga is recorded by a consumer, and a queued task costs more than the relay
     run itself (the kick's publish to Redis, the worker's dispatch, a second process waking).
-    When the inline run is locked out (another relay holds the context), fails, or may have left
-    rows, the Celery kick is sent as before; beat's one-second run stays the safety net."""
-    _inline.add(context)
+    When a run fails or may have left rows, the Celery kick is sent as before; a run locked out by
+    another relay is covered by that relay's hand-over (tasks.relay_with_handover); beat's
+    one-second run stays the safety net. On leaving, the thread relays what is left and stops."""
+    thread = _RelayThread(context)
+    _inline[context] = thread
+    thread.start()
     try:
         yield
     finally:
-        _inline.discard(context)
+        del _inline[context]
+        thread.stopping.set()
+        thread.wake.set()  # one last run for whatever the block committed
+        thread.join(timeout=30)
 
 
 # In a web request (orderflow.messaging.after_response): the contexts to relay once the response
@@ -202,14 +239,16 @@ def relay_later(pending: set[str]) -> Iterator[None]:
 
 
 def kick_relay(context: str) -> None:
-    """Relay now: after the response in a web request, at once in a process that relays its
-    context inline, else through a worker; beat's one-second run remains the safety net."""
-    from orderflow.messaging.tasks import kick, relay_here
+    """Relay now: after the response in a web request, by the relay thread of a process that
+    relays its context inline, else through a worker; beat's one-second run is the safety net."""
+    from orderflow.messaging.tasks import kick
 
     pending = _after_response.get()
     if pending is not None:
         pending.add(context)
         return
-    if context in _inline and relay_here(context):
+    thread = _inline.get(context)
+    if thread is not None:
+        thread.wake.set()
         return
     kick(context)
