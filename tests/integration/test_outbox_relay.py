@@ -175,7 +175,14 @@ def test_a_commit_during_another_relay_run_is_covered_by_that_run(kafka_ns, monk
     client.delete(context_queue("catalog"), f"orderflow:relay-kick:{kafka_ns}:catalog")
     held = _HeldProducer()
     monkeypatch.setattr(tasks, "shared_producer", lambda: held)
-    holder = threading.Thread(target=lambda: tasks.relay_with_handover(context="catalog", max_seconds=30))
+
+    def hold() -> None:
+        try:
+            tasks.relay_with_handover(context="catalog", max_seconds=30)
+        finally:
+            connections.close_all()  # this thread's own connections, or the test database stays in use
+
+    holder = threading.Thread(target=hold)
     holder.start()
     try:
         assert held.flushing.wait(10)  # the holder read SKU-H1 and holds the lock
