@@ -6,7 +6,6 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -197,8 +196,11 @@ class _RelayThread(threading.Thread):
             thread_connections.close_all()
 
 
-# Contexts whose relay runs in a thread of this process, woken by each commit (`inline_relay`).
+# This process's relay threads, by context: started by `inline_relay` (a consumer's context) or
+# on a context's first commit once `relay_in_threads` was called (a web worker).
 _inline: dict[str, _RelayThread] = {}
+_on_demand = False
+_threads_lock = threading.Lock()
 
 
 @contextmanager
@@ -211,43 +213,62 @@ def inline_relay(context: str) -> Iterator[None]:
     another relay is covered by that relay's hand-over (tasks.relay_with_handover); beat's
     one-second run stays the safety net. On leaving, the thread relays what is left and stops."""
     thread = _RelayThread(context)
-    _inline[context] = thread
+    with _threads_lock:
+        _inline[context] = thread
     thread.start()
     try:
         yield
     finally:
-        del _inline[context]
-        thread.stopping.set()
-        thread.wake.set()  # one last run for whatever the block committed
-        thread.join(timeout=30)
+        with _threads_lock:
+            del _inline[context]
+        _stop(thread)
 
 
-# In a web request (orderflow.messaging.after_response): the contexts to relay once the response
-# has been sent.
-_after_response: ContextVar[set[str] | None] = ContextVar("orderflow_relay_after_response", default=None)
+def relay_in_threads() -> None:
+    """From now on every commit in this process wakes its context's relay thread (started on the
+    context's first commit) instead of queueing a Celery task. Called in each gunicorn worker
+    (deploy/gunicorn.conf.py): a request that places an order returns at once, and the worker's
+    one relay thread per context takes the events of all its requests together."""
+    global _on_demand
+    _on_demand = True
 
 
-@contextmanager
-def relay_later(pending: set[str]) -> Iterator[None]:
-    """Within this block a kick only adds its context to `pending`; the caller relays them later
-    (a web request, once its response is sent)."""
-    token = _after_response.set(pending)
-    try:
-        yield
-    finally:
-        _after_response.reset(token)
+def stop_relay_threads() -> None:
+    """Stop the on-demand relay threads after a last run (tests). A process that just exits needs
+    nothing: what a thread had not relayed is still in the outbox for beat's run."""
+    global _on_demand
+    with _threads_lock:
+        _on_demand = False
+        threads = list(_inline.values())
+        _inline.clear()
+    for thread in threads:
+        _stop(thread)
+
+
+def _stop(thread: _RelayThread) -> None:
+    thread.stopping.set()
+    thread.wake.set()  # one last run for whatever was committed
+    thread.join(timeout=30)
+
+
+def _relay_thread(context: str) -> _RelayThread | None:
+    thread = _inline.get(context)
+    if thread is not None or not _on_demand:
+        return thread
+    with _threads_lock:
+        thread = _inline.get(context)
+        if thread is None and _on_demand:
+            thread = _inline[context] = _RelayThread(context)
+            thread.start()
+    return thread
 
 
 def kick_relay(context: str) -> None:
-    """Relay now: after the response in a web request, by the relay thread of a process that
-    relays its context inline, else through a worker; beat's one-second run is the safety net."""
+    """Relay now: by this process's relay thread for the context if it has one (a consumer, a web
+    worker), else through a worker; beat's one-second run is the safety net."""
     from orderflow.messaging.tasks import kick
 
-    pending = _after_response.get()
-    if pending is not None:
-        pending.add(context)
-        return
-    thread = _inline.get(context)
+    thread = _relay_thread(context)
     if thread is not None:
         thread.wake.set()
         return

@@ -51,8 +51,6 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Gives every request a trace context so the events it causes carry traceparent/correlation.
     "orderflow.tracing.TraceMiddleware",
-    # Relays the events a request committed once its response is sent (instead of a Celery task).
-    "orderflow.messaging.after_response.RelayAfterResponseMiddleware",
 ]
 
 ROOT_URLCONF = "orderflow.urls"
@@ -132,8 +130,8 @@ OUTBOX_RELAY_MAX_SECONDS = env.float("OUTBOX_RELAY_MAX_SECONDS", default=5.0)
 # Consumers relay their own context's outbox right after each commit (outbox.inline_relay), for
 # at most this long per commit; a worker takes over anything left.
 CONSUMER_RELAY_INLINE = env.bool("CONSUMER_RELAY_INLINE", default=True)
-# Web requests relay what they committed after sending the response (orderflow.messaging.after_response).
-WEB_RELAY_AFTER_RESPONSE = env.bool("WEB_RELAY_AFTER_RESPONSE", default=True)
+# Web workers relay what their requests commit in a relay thread per context (outbox.relay_in_threads).
+WEB_RELAY_INLINE = env.bool("WEB_RELAY_INLINE", default=True)
 OUTBOX_RELAY_INLINE_MAX_SECONDS = env.float("OUTBOX_RELAY_INLINE_MAX_SECONDS", default=0.5)
 # Published rows are kept this long: a fresh broker (or a new cluster after a disaster) can be
 # refilled from them. The inbox must remember event ids at least as long.
