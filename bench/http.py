@@ -3,8 +3,9 @@ by the production server configuration (gunicorn, deploy/gunicorn.conf.py: gthre
 workers × 4 threads) on fresh databases, closed loop at concurrency 16.
 
 Only gunicorn runs (no worker or consumers): the figure is the web tier's. Each order still does
-its whole request: JWT, validation, prices from the replica, the order, lines, read model,
-timeline and outbox rows in one transaction, and the relay kick through Redis after commit.
+its whole request: JWT, validation, prices and customer status from the replicas, the order,
+lines, read model, timeline and outbox rows in one statement — and the worker's relay thread
+publishes it to Kafka, as in production (decision 21).
 Rounds alternate baseline, orders, orders, baseline after a warm-up of each, so drift hits both.
 """
 

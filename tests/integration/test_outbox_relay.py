@@ -19,6 +19,7 @@ from orderflow.messaging import outbox, tasks
 from orderflow.messaging.kafka import shared_producer, topic_name
 from orderflow.messaging.relay import purge_published, relay_batch, relay_lock_key, relay_outbox
 from tests.fixtures.kafka import read_topic
+from tests.fixtures.relay import queued_relay_tasks
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -102,10 +103,7 @@ def test_commit_hook_kicks_the_relay_through_celery(kafka_ns):
     catalog.product_add(sku="SKU-K1", name="Kicked", price=Money.of("1.00", "USD"))
     catalog.product_add(sku="SKU-K2", name="Kicked again", price=Money.of("1.00", "USD"))
     # One task queued for both commits: the second found a run already queued.
-    queued = client.lrange(queue, 0, -1)
-    tasks = [json.loads(m)["headers"] for m in queued]
-    mine = [t for t in tasks if t["task"] == "orderflow.relay_outbox" and "catalog" in t["argsrepr"]]
-    assert len(mine) == 1
+    assert queued_relay_tasks(client, "catalog") == 1
     client.delete(queue)
 
 
@@ -124,11 +122,6 @@ def test_purge_keeps_unpublished_and_recent_rows(kafka_ns):
     assert sorted(OutboxEvent.objects.using("catalog").values_list("aggregateid", flat=True)) == ["SKU-P2", "SKU-P9"]
 
 
-def _queued_relay_tasks(client: redis.Redis, context: str) -> int:
-    tasks = [json.loads(m)["headers"] for m in client.lrange(context_queue(context), 0, -1)]
-    return sum(1 for t in tasks if t["task"] == "orderflow.relay_outbox" and context in t["argsrepr"])
-
-
 def test_a_consumer_process_relays_its_own_outbox_right_after_commit(kafka_ns):
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.delete(context_queue("catalog"), f"orderflow:relay-kick:{kafka_ns}:catalog")
@@ -136,13 +129,13 @@ def test_a_consumer_process_relays_its_own_outbox_right_after_commit(kafka_ns):
         catalog.product_add(sku="SKU-IN1", name="Inline", price=Money.of("1.00", "USD"))
     # Published by the commit hook itself: no worker ran, none was asked to.
     assert OutboxEvent.objects.using("catalog").get(aggregateid="SKU-IN1").published_at is not None
-    assert _queued_relay_tasks(client, "catalog") == 0
+    assert queued_relay_tasks(client, "catalog") == 0
     (message,) = read_topic(topic_name("catalog.product"), expect=1, timeout=8, settle=1)
     assert message.key() == b"SKU-IN1"
     # Outside the block the commit hook queues a worker's run as before.
     catalog.product_add(sku="SKU-IN2", name="Queued", price=Money.of("1.00", "USD"))
     assert OutboxEvent.objects.using("catalog").get(aggregateid="SKU-IN2").published_at is None
-    assert _queued_relay_tasks(client, "catalog") == 1
+    assert queued_relay_tasks(client, "catalog") == 1
     client.delete(context_queue("catalog"))
 
 
@@ -195,7 +188,7 @@ def test_a_commit_during_another_relay_run_is_covered_by_that_run(kafka_ns, monk
         holder.join(30)
     rows = OutboxEvent.objects.using("catalog").filter(aggregateid__in=["SKU-H1", "SKU-H2"])
     assert all(row.published_at is not None for row in rows) and len(rows) == 2
-    assert _queued_relay_tasks(client, "catalog") == 0
+    assert queued_relay_tasks(client, "catalog") == 0
     keys = [m.key() for m in read_topic(topic_name("catalog.product"), expect=3, timeout=8, settle=1)]
     assert keys.count(b"SKU-H1") == 1 and keys.count(b"SKU-H2") == 1
 

@@ -3,8 +3,6 @@ called in every gunicorn worker), not through a queued Celery task."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 import redis
 from django.conf import settings
@@ -14,13 +12,9 @@ from orderflow.contexts_registry import context_queue
 from orderflow.messaging import outbox
 from orderflow.messaging.kafka import topic_name
 from tests.fixtures.kafka import read_topic
+from tests.fixtures.relay import queued_relay_tasks
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
-
-
-def _queued_relay_tasks(client: redis.Redis, context: str) -> int:
-    tasks = [json.loads(m)["headers"] for m in client.lrange(context_queue(context), 0, -1)]
-    return sum(1 for t in tasks if t["task"] == "orderflow.relay_outbox" and context in t["argsrepr"])
 
 
 @pytest.fixture
@@ -42,7 +36,7 @@ def test_a_web_worker_publishes_its_orders_from_its_relay_thread(make_customer, 
         outbox.stop_relay_threads()  # after the thread's last run
     order_id = response.json()["id"]
     assert OutboxEvent.objects.using("orders").get(aggregateid=order_id).published_at is not None
-    assert _queued_relay_tasks(queue, "orders") == 0
+    assert queued_relay_tasks(queue, "orders") == 0
     keys = [m.key() for m in read_topic(topic_name("orders.order"), expect=1, timeout=8, settle=1)]
     assert keys == [order_id.encode()]
 
@@ -53,4 +47,4 @@ def test_without_relay_threads_a_request_queues_a_worker_run(make_customer, queu
     response = client.post("/api/orders/", {"lines": [{"sku": "SKU-WR2", "quantity": 1}]}, format="json")
     assert response.status_code == 202
     assert OutboxEvent.objects.using("orders").get(aggregateid=response.json()["id"]).published_at is None
-    assert _queued_relay_tasks(queue, "orders") == 1
+    assert queued_relay_tasks(queue, "orders") == 1
