@@ -76,6 +76,39 @@ def on_notification_sent(event: Event) -> None:
     )
 
 
+_REPLIES = {
+    inventory.StockReserved: "stock_reserved",
+    inventory.StockReservationFailed: "stock_rejected",
+    inventory.StockCommitted: "stock_committed",
+    inventory.StockReleased: "stock_released",
+    payments.PaymentAuthorized: "payment_authorized",
+    payments.PaymentDeclined: "payment_declined",
+    payments.PaymentCaptured: "payment_captured",
+    payments.PaymentVoided: "payment_voided",
+    payments.PaymentRefunded: "payment_refunded",
+}
+_REPLY_KINDS = {event_type.type: kind for event_type, kind in _REPLIES.items()}
+
+
+def on_replies(events: list[Event]) -> None:
+    """Every saga reply and NotificationSent, mixed, in delivery order: one batch of statements."""
+    services.saga_replies(
+        replies=[
+            services.Reply(
+                order_id=uuid.UUID(event.data["order_id"]),
+                reply=_REPLY_KINDS.get(event.type.type),  # None: NotificationSent, a timeline note
+                event_id=event.id,
+                type_=event.type.name,
+                source=event.type.context,
+                occurred_at=event.time,
+                data=event.data,
+                trace=event.trace,
+            )
+            for event in events
+        ]
+    )
+
+
 SUBSCRIPTIONS = {
     catalog.ProductAdded: on_product_added,
     catalog.ProductPriceChanged: on_product_price_changed,
@@ -83,14 +116,10 @@ SUBSCRIPTIONS = {
     customers.CustomerRegistered: on_customer_registered,
     customers.CustomerEmailChanged: on_customer_email_changed,
     customers.CustomerDeactivated: on_customer_deactivated,
-    inventory.StockReserved: _reply("stock_reserved"),
-    inventory.StockReservationFailed: _reply("stock_rejected"),
-    inventory.StockCommitted: _reply("stock_committed"),
-    inventory.StockReleased: _reply("stock_released"),
-    payments.PaymentAuthorized: _reply("payment_authorized"),
-    payments.PaymentDeclined: _reply("payment_declined"),
-    payments.PaymentCaptured: _reply("payment_captured"),
-    payments.PaymentVoided: _reply("payment_voided"),
-    payments.PaymentRefunded: _reply("payment_refunded"),
+    **{event_type: _reply(kind) for event_type, kind in _REPLIES.items()},
     notifications.NotificationSent: on_notification_sent,
 }
+
+# The set-based version for the consumer's batches: one function for all of these types, so a
+# batch's consecutive replies of any of them (interleaved as they come back) go to it together.
+BATCH_SUBSCRIPTIONS = {event_type: on_replies for event_type in [*_REPLIES, notifications.NotificationSent]}

@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.postgres.expressions import ArraySubquery
@@ -18,7 +19,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 import contracts.orders as events
-from contexts.orders import domain, store
+from contexts.orders import domain, saga_store, store
 from contexts.orders.models import (
     CustomerStatus,
     IdempotencyKey,
@@ -31,6 +32,7 @@ from contexts.orders.models import (
 from contexts.orders.projection import placed_view, project
 from orderflow.domain import DomainError, DomainEvent, Money
 from orderflow.messaging import outbox
+from orderflow.tracing import TraceContext
 from orderflow.unit_of_work import unit_of_work
 
 DB = "orders"
@@ -181,9 +183,9 @@ def _commit(order: domain.Order, *, save: Order | None = None) -> list[DomainEve
     return recorded
 
 
-def _locked(order_id: uuid.UUID) -> Order:
-    """The order row, locked, with its lines (as `line_data`: [sku, quantity, unit price text]) in
-    the same query: the saga applies several replies per order, each loading the aggregate."""
+def _with_lines():
+    """Orders annotated with their lines (as `line_data`: [sku, quantity, unit price text]) in the
+    same query: the saga applies several replies per order, each loading the aggregate."""
     lines = (
         OrderLine.objects.using(DB)
         .filter(order=OuterRef("pk"))
@@ -198,13 +200,12 @@ def _locked(order_id: uuid.UUID) -> Order:
             )
         )
     )
-    row = (
-        Order.objects.using(DB)
-        .select_for_update(of=("self",))
-        .annotate(line_data=ArraySubquery(lines))
-        .filter(id=order_id)
-        .first()
-    )
+    return Order.objects.using(DB).select_for_update(of=("self",)).annotate(line_data=ArraySubquery(lines))
+
+
+def _locked(order_id: uuid.UUID) -> Order:
+    """The order row, locked, with its lines."""
+    row = _with_lines().filter(id=order_id).first()
     if row is None:
         raise OrderNotFound(f"no order {order_id}")
     return row
@@ -232,6 +233,69 @@ def saga_reply(
             data={**data, **({"note": "; ".join(notes)} if notes else {})},
         )
         _commit(order, save=row)
+
+
+class Reply(NamedTuple):
+    """A saga reply for `saga_replies`; `reply` None is a timeline note only (`timeline_note`)."""
+
+    order_id: uuid.UUID
+    reply: str | None
+    event_id: str
+    type_: str
+    source: str
+    occurred_at: datetime
+    data: dict
+    trace: TraceContext | None = None  # the reply's trace, for the events it causes
+
+
+def saga_replies(*, replies: Sequence[Reply]) -> None:
+    """`saga_reply` (and `timeline_note`) for a run of replies, in order, with one statement per
+    table: the orders consumer's batch handler. The outcome is the one-by-one outcome: the same
+    transitions, timeline entries (notes included), read model and outbox rows in the same order.
+    """
+    with unit_of_work(DB):
+        # Locked in id order, so two batches (or a batch and a cancel) never wait on each other in a cycle.
+        ids = sorted({r.order_id for r in replies if r.reply is not None})
+        rows = {row.id: row for row in _with_lines().filter(id__in=ids).order_by("id")} if ids else {}
+        missing = [order_id for order_id in ids if order_id not in rows]
+        if missing:
+            raise OrderNotFound(f"no order {missing[0]}")  # the consumer isolates the record one by one
+        orders = {order_id: row.to_domain() for order_id, row in rows.items()}
+        moved: set[uuid.UUID] = set()
+        timeline: list[list] = []  # [order_id, event_id, type, source, occurred_at, data]
+        entries: list[outbox.Entry] = []
+        own: list[list] = []  # the timeline rows of the entries, their event ids filled in below
+        now = timezone.now()
+        for r in replies:
+            if r.reply is None:
+                timeline.append([r.order_id, str(r.event_id), r.type_, r.source, r.occurred_at, r.data])
+                continue
+            order = orders[r.order_id]
+            order.reply(r.reply)
+            recorded = order.pull_events()
+            notes = [e.note for e in recorded if isinstance(e, domain.ReplyNoted)]
+            data = {**r.data, **({"note": "; ".join(notes)} if notes else {})}
+            timeline.append([r.order_id, str(r.event_id), r.type_, r.source, r.occurred_at, data])
+            if any(isinstance(e, domain.StatusChanged | domain.Cancelled) for e in recorded):
+                moved.add(r.order_id)
+            for event in recorded:
+                published = _integration_event(order, event)
+                if published is None:
+                    continue
+                event_type, payload = published
+                entries.append(outbox.Entry(event_type, str(order.id), payload, r.trace))
+                row = [order.id, None, event_type.name, "orders", now, _timeline_data(payload)]
+                own.append(row)
+                timeline.append(row)
+        for row, event_id in zip(own, outbox.record_many(entries=entries), strict=True):
+            row[1] = str(event_id)
+        statuses = [
+            (o.id, o.status.value, o.stock_status.value, o.payment_status.value, o.cancellation_reason)
+            for o in (orders[order_id] for order_id in sorted(moved))
+        ]
+        saga_store.update_statuses(rows=statuses, now=now, views=False)
+        saga_store.update_statuses(rows=statuses, now=now, views=True)
+        saga_store.insert_timeline(rows=timeline, now=now)
 
 
 def _change(order_id: uuid.UUID, command: Callable[[domain.Order], None]) -> Order:

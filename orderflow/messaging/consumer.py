@@ -74,8 +74,9 @@ def subscriptions(context: str) -> dict[str, Handler]:
 def batch_subscriptions(context: str) -> dict[str, BatchHandler]:
     """The context's optional `handlers.BATCH_SUBSCRIPTIONS`: {EventType: batch handler}.
 
-    A batch handler takes a run of consecutive fresh events of its type (in delivery order) inside
-    the consumer's batch transaction and must leave exactly what the type's one-by-one handler
+    A batch handler takes a run of consecutive fresh events (in delivery order) of the types it is
+    registered for — one function registered for several types gets them mixed — inside the
+    consumer's batch transaction, and must leave exactly what the types' one-by-one handlers
     would leave after applying them in that order. It is only an optimisation: a record that
     fails still goes through the one-by-one handler alone (see `handle_batch`).
     """
@@ -341,24 +342,23 @@ class ContextConsumer:
                     continue
                 fresh.discard(envelope.id)
                 events.append(event)
-            # Consecutive events of one type go to its batch handler together. Only consecutive
-            # ones: grouping across another type could move an order's OrderPlaced past its
+            # Consecutive events with the same batch handler go to it together (one type, or
+            # several types one handler takes mixed, like orders' saga replies). Only consecutive
+            # ones: grouping across another handler could move an order's OrderPlaced past its
             # OrderCancelled, or one order's stock release past another's reservation. Runs keep
             # the batch's delivery order exactly, so the outcome is the one-by-one outcome.
             start = 0
             while start < len(events):
-                type_ = events[start].type.type
+                batch_handler = self.batch_handlers.get(events[start].type.type)
                 end = start + 1
-                while end < len(events) and events[end].type.type == type_:
-                    end += 1
-                batch_handler = self.batch_handlers.get(type_)
                 if batch_handler is not None:
+                    while end < len(events) and self.batch_handlers.get(events[end].type.type) is batch_handler:
+                        end += 1
                     batch_handler(events[start:end])
                 else:
-                    handler = self.handlers[type_]
-                    for event in events[start:end]:
-                        with tracing.use(event.trace):
-                            handler(event)
+                    handler = self.handlers[events[start].type.type]
+                    with tracing.use(events[start].trace):
+                        handler(events[start])
                 start = end
             applied = len(events)
         self.applied += applied
