@@ -82,6 +82,45 @@ def _timelines(box: env.Sandbox, ids: list[str]) -> dict[str, dict[str, Any]]:
     return orders
 
 
+SUBSCRIBERS = ("inventory", "payments", "orders", "notifications")
+
+
+def _stages(box: env.Sandbox, since: float) -> dict[str, dict[str, Any]]:
+    """Where an event's time goes, per (event type → consuming context), for the step's events:
+    `relay` = outbox row written (`occurred_at`) → claimed by a relay (`published_at`, the claiming
+    transaction's start), `deliver` = claimed → the consumer's transaction began (inbox
+    `processed_at`): produce, broker, fetch and the consumer's queue."""
+    written: dict[str, tuple[str, float, float | None]] = {}
+    for context in SUBSCRIBERS:
+        with box.connect(context) as conn:
+            for event_id, type_, occurred, published in conn.execute(
+                f"SELECT id::text, type, extract(epoch FROM occurred_at)::float8, "
+                f"extract(epoch FROM published_at)::float8 FROM {context}_outboxevent "
+                "WHERE occurred_at >= to_timestamp(%s)",
+                [since],
+            ):
+                written[event_id] = (type_.split(".")[-2], occurred, published)
+    stages: dict[str, dict[str, list[float]]] = {}
+    for context in SUBSCRIBERS:
+        with box.connect(context) as conn:
+            rows = conn.execute(
+                f"SELECT event_id, extract(epoch FROM processed_at)::float8 FROM {context}_inboxevent "
+                "WHERE processed_at >= to_timestamp(%s)",
+                [since],
+            ).fetchall()
+        for event_id, processed in rows:
+            if event_id not in written or written[event_id][2] is None:
+                continue
+            type_, occurred, published = written[event_id]
+            stage = stages.setdefault(f"{type_} → {context}", {"relay": [], "deliver": []})
+            stage["relay"].append((published - occurred) * 1000)
+            stage["deliver"].append((processed - published) * 1000)
+    return {
+        name: {"count": len(v["relay"]), **{k: summary_ms(v[k], (50, 99)) for k in ("relay", "deliver")}}
+        for name, v in sorted(stages.items())
+    }
+
+
 def _analyse(records: list[dict[str, Any]], orders: dict[str, dict[str, Any]], rate: float) -> dict[str, Any]:
     accepted = [r for r in records if r.get("order_id")]
     e2e: list[float] = []
@@ -166,6 +205,7 @@ def run_step(
     stack.wait_status(box, ids, timeout=plan.drain)
     result = _analyse(records, _timelines(box, ids), rate)
     result["window_s"] = plan.window
+    result["stages_ms"] = _stages(box, started - 1.0)
     # Cores each process kind used while orders arrived (2 = the whole machine here).
     result["cpu_cores"] = {
         k: round((cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0)) / wall, 2) for k in sorted(cpu_after)
