@@ -23,7 +23,9 @@ import contracts.notifications as events
 from contexts.notifications.domain import Delivery, Kind, delivery_for
 from contexts.notifications.models import Contact, Notification
 from contexts.notifications.rendering import render
+from orderflow import tracing
 from orderflow.messaging import outbox
+from orderflow.tracing import TraceContext
 from orderflow.unit_of_work import unit_of_work
 
 DB = "notifications"
@@ -102,7 +104,7 @@ def _readdress(contact: Contact) -> None:
             notification.save(using=DB, update_fields=["to_email"])
         if to_email:
             ready.append(notification.id)
-    _deliver_after_commit(ready)
+    _deliver_after_commit([(notification_id, tracing.current()) for notification_id in ready])
 
 
 # -- notifications --------------------------------------------------------------------------------
@@ -138,15 +140,31 @@ def notification_record(
         except IntegrityError:
             return Notification.objects.using(DB).get(order_id=order_id, kind=kind)
         if send:
-            _deliver_after_commit([notification.id])
+            _deliver_after_commit([(notification.id, tracing.current())])
     return notification
 
 
-def _deliver_after_commit(notification_ids: list[uuid.UUID]) -> None:
-    # robust: a failure after our commit must not surface as the handler's failure (the consumer
-    # would dead-letter an event whose effect is already committed); the retry task covers it.
-    for notification_id in notification_ids:
-        transaction.on_commit(partial(notification_deliver, notification_id=notification_id), using=DB, robust=True)
+def _deliver_after_commit(sends: list[tuple[uuid.UUID, TraceContext]]) -> None:
+    """Send these notifications, in order, once the transaction commits (one hook for them all).
+
+    Each is sent under the trace it was recorded under, so its NotificationSent continues the
+    trace of the event that caused it: the hook runs at the commit, and in a consumer's batch
+    transaction that is after every handler has left its event's trace.
+    """
+    if sends:
+        transaction.on_commit(partial(_deliver_each, sends), using=DB)
+
+
+def _deliver_each(sends: list[tuple[uuid.UUID, TraceContext]]) -> None:
+    for notification_id, trace in sends:
+        # A failure after our commit must not surface as the handler's failure (the consumer
+        # would dead-letter an event whose effect is already committed), nor stop the other
+        # sends; the retry task covers it.
+        try:
+            with tracing.use(trace):
+                notification_deliver(notification_id=notification_id)
+        except Exception:
+            log.exception("post-commit send of notification %s failed; the retry task will send it", notification_id)
 
 
 def notification_deliver(*, notification_id: uuid.UUID) -> bool:
