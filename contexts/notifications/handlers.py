@@ -11,7 +11,7 @@ import contracts.customers as customers
 import contracts.orders as orders
 from contexts.notifications import services
 from contexts.notifications.domain import Kind
-from orderflow.messaging.consumer import Event, Handler
+from orderflow.messaging.consumer import BatchHandler, Event, Handler
 
 
 def on_customer_registered(event: Event) -> None:
@@ -41,6 +41,24 @@ def _notify(kind: Kind) -> Handler:
     return handle
 
 
+def _notify_all(kind: Kind) -> BatchHandler:
+    """A run of one kind's order events in the consumer's batch: recorded together, in order."""
+
+    def handle(events: list[Event]) -> None:
+        services.notifications_record(
+            kind=kind,
+            orders=[
+                services.OrderToNotify(
+                    uuid.UUID(event.data["order_id"]), uuid.UUID(event.data["customer_id"]), event.data, event.trace
+                )
+                for event in events
+            ],
+        )
+
+    handle.__name__ = f"on_{kind.value}_run"
+    return handle
+
+
 SUBSCRIPTIONS = {
     customers.CustomerRegistered: on_customer_registered,
     customers.CustomerEmailChanged: on_customer_email_changed,
@@ -49,4 +67,12 @@ SUBSCRIPTIONS = {
     orders.OrderCancelled: _notify(Kind.ORDER_CANCELLED),
     orders.OrderShipped: _notify(Kind.ORDER_SHIPPED),
     orders.OrderDelivered: _notify(Kind.ORDER_DELIVERED),
+}
+
+# Set-based versions of the order handlers above, for runs of their event type in a consumer batch.
+BATCH_SUBSCRIPTIONS = {
+    orders.OrderConfirmed: _notify_all(Kind.ORDER_CONFIRMED),
+    orders.OrderCancelled: _notify_all(Kind.ORDER_CANCELLED),
+    orders.OrderShipped: _notify_all(Kind.ORDER_SHIPPED),
+    orders.OrderDelivered: _notify_all(Kind.ORDER_DELIVERED),
 }

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from email.utils import parseaddr
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.mail import EmailMessage
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
 import contracts.notifications as events
-from contexts.notifications.domain import Delivery, Kind, delivery_for
+from contexts.notifications.domain import Delivery, Kind, Recipient, delivery_for
 from contexts.notifications.models import Contact, Notification
 from contexts.notifications.rendering import render
+from orderflow import tracing
 from orderflow.messaging import outbox
+from orderflow.messaging.bulk import json_rows
+from orderflow.tracing import TraceContext
 from orderflow.unit_of_work import unit_of_work
 
 DB = "notifications"
@@ -102,7 +106,7 @@ def _readdress(contact: Contact) -> None:
             notification.save(using=DB, update_fields=["to_email"])
         if to_email:
             ready.append(notification.id)
-    _deliver_after_commit(ready)
+    _deliver_after_commit([(notification_id, tracing.current()) for notification_id in ready])
 
 
 # -- notifications --------------------------------------------------------------------------------
@@ -138,15 +142,159 @@ def notification_record(
         except IntegrityError:
             return Notification.objects.using(DB).get(order_id=order_id, kind=kind)
         if send:
-            _deliver_after_commit([notification.id])
+            _deliver_after_commit([(notification.id, tracing.current())])
     return notification
 
 
-def _deliver_after_commit(notification_ids: list[uuid.UUID]) -> None:
-    # robust: a failure after our commit must not surface as the handler's failure (the consumer
-    # would dead-letter an event whose effect is already committed); the retry task covers it.
-    for notification_id in notification_ids:
-        transaction.on_commit(partial(notification_deliver, notification_id=notification_id), using=DB, robust=True)
+class OrderToNotify(NamedTuple):
+    order_id: uuid.UUID
+    customer_id: uuid.UUID
+    details: dict[str, Any]  # the order event's data
+    trace: TraceContext | None = None  # the cause's trace, for the send's NotificationSent
+
+
+def notifications_record(*, kind: Kind, orders: Sequence[OrderToNotify]) -> list[uuid.UUID]:
+    """`notification_record` for a run of one kind's order events, in the order given, with the
+    same effects as calling it for each in turn: the same notifications, contact placeholders and
+    sends. Returns the orders notified now, in order.
+
+    Set-based, for a consumer's batch: one read of the notifications already recorded, one lock of
+    the contacts involved (in customer order; placeholders for unknown ones, as `_contact_locked`
+    creates them), one INSERT of the new notifications, and one commit hook sending the addressed
+    ones in order, each through `notification_deliver` as the one-by-one path does.
+    """
+    with unit_of_work(DB):
+        if not orders:
+            return []
+        with connections[DB].cursor() as cursor:
+            todo = _not_yet_notified(cursor, kind, orders)
+            if not todo:
+                return []
+            contacts = _contacts_locked(cursor, sorted({order.customer_id for order in todo}))
+            rows = []
+            for n, order in enumerate(todo):
+                recipient, name = contacts[order.customer_id]
+                subject, body = render(kind=kind, order_id=order.order_id, name=name, details=order.details)
+                to_email = recipient.email if delivery_for(kind, recipient) is Delivery.SEND else None
+                # created_at per row, as the model's default: a customer's list keeps their order.
+                rows.append(
+                    _NewRow(n, uuid.uuid4(), order.order_id, order.customer_id, subject, body, to_email, timezone.now())
+                )
+            inserted = _notifications_insert(cursor, kind, rows)
+        recorded = [(order, row) for order, row in zip(todo, rows, strict=True) if row.id in inserted]
+        _deliver_after_commit([(row.id, order.trace or tracing.current()) for order, row in recorded if row.to_email])
+        return [order.order_id for order, _row in recorded]
+
+
+class _NewRow(NamedTuple):
+    """A notification to insert; `n` keeps the run's order."""
+
+    n: int
+    id: uuid.UUID
+    order_id: uuid.UUID
+    customer_id: uuid.UUID
+    subject: str
+    body: str
+    to_email: str | None
+    created_at: datetime
+
+
+def _not_yet_notified(cursor, kind: Kind, orders: Sequence[OrderToNotify]) -> list[OrderToNotify]:
+    """The orders without a notification of this kind yet, each once (the first event of an order
+    in the run records it; a later one finds it, as one by one)."""
+    cursor.execute(
+        f"SELECT order_id FROM {_table(Notification)} WHERE kind = %s AND order_id = ANY(%s::uuid[])",
+        [kind.value, _uuid_array(order.order_id for order in orders)],
+    )
+    done = {row[0] for row in cursor.fetchall()}
+    todo = []
+    for order in orders:
+        if order.order_id not in done:
+            done.add(order.order_id)
+            todo.append(order)
+    return todo
+
+
+def _contacts_locked(cursor, customer_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[Recipient, str]]:
+    """`_contact_locked` for many customers: {customer_id: (recipient, name)}, every row locked.
+
+    Known contacts are locked in one statement, in customer order. Unknown ones get a placeholder,
+    as one by one; a contact another transaction inserted meanwhile (a registration) makes our
+    placeholder's INSERT wait for its commit and skip it, and is then read and locked like the
+    others (get_or_create's IntegrityError path), so the two never miss each other.
+    """
+    table = _table(Contact)
+    locked_sql = (
+        f"SELECT customer_id, email, name, active FROM {table} "
+        "WHERE customer_id = ANY(%s::uuid[]) ORDER BY customer_id FOR UPDATE"
+    )
+    cursor.execute(locked_sql, [_uuid_array(customer_ids)])
+    contacts = {row[0]: (Recipient(email=row[1], active=row[3]), row[2]) for row in cursor.fetchall()}
+    missing = [customer_id for customer_id in customer_ids if customer_id not in contacts]
+    if not missing:
+        return contacts
+    cursor.execute(
+        f"INSERT INTO {table} (customer_id, email, name, active, updated_at) "
+        "SELECT c, '', '', true, %s FROM unnest(%s::uuid[]) AS c ORDER BY c "
+        "ON CONFLICT (customer_id) DO NOTHING RETURNING customer_id",
+        [timezone.now(), _uuid_array(missing)],
+    )
+    for (customer_id,) in cursor.fetchall():
+        contacts[customer_id] = (Recipient(email="", active=True), "")
+    raced = [customer_id for customer_id in missing if customer_id not in contacts]
+    if raced:
+        cursor.execute(locked_sql, [_uuid_array(raced)])
+        contacts.update({row[0]: (Recipient(email=row[1], active=row[3]), row[2]) for row in cursor.fetchall()})
+    return contacts
+
+
+def _notifications_insert(cursor, kind: Kind, rows: list[_NewRow]) -> set[uuid.UUID]:
+    """Insert the rows in their order; returns the ids inserted. One that another transaction
+    inserted for the same (order, kind) since our read is theirs and is skipped, as the one-by-one
+    savepoint gives it up (ON CONFLICT waits for that transaction, as the unique index would)."""
+    cursor.execute(
+        f"INSERT INTO {_table(Notification)} "
+        "(id, order_id, customer_id, kind, subject, body, to_email, sent_at, attempts, last_error, created_at) "
+        "SELECT r.id, r.order_id, r.customer_id, %s, r.subject, r.body, r.to_email, NULL, 0, '', r.created_at "
+        "FROM json_to_recordset(%s::json) AS r(n integer, id uuid, order_id uuid, customer_id uuid, subject text, "
+        "body text, to_email text, created_at timestamptz) ORDER BY r.n "
+        "ON CONFLICT (order_id, kind) DO NOTHING RETURNING id",
+        [kind.value, json_rows(_NewRow._fields, rows)],
+    )
+    return {row[0] for row in cursor.fetchall()}
+
+
+def _table(model) -> str:
+    return connections[DB].ops.quote_name(model._meta.db_table)
+
+
+def _uuid_array(ids: Iterable[uuid.UUID]) -> str:
+    # An array literal: a uuid's text needs no quoting (see orderflow/messaging/bulk.py for why
+    # batch statements avoid a parameter per value).
+    return "{" + ",".join(str(i) for i in ids) + "}"
+
+
+def _deliver_after_commit(sends: list[tuple[uuid.UUID, TraceContext]]) -> None:
+    """Send these notifications, in order, once the transaction commits (one hook for them all).
+
+    Each is sent under the trace it was recorded under, so its NotificationSent continues the
+    trace of the event that caused it: the hook runs at the commit, and in a consumer's batch
+    transaction that is after every handler has left its event's trace.
+    """
+    if sends:
+        transaction.on_commit(partial(_deliver_each, sends), using=DB)
+
+
+def _deliver_each(sends: list[tuple[uuid.UUID, TraceContext]]) -> None:
+    for notification_id, trace in sends:
+        # A failure after our commit must not surface as the handler's failure (the consumer
+        # would dead-letter an event whose effect is already committed), nor stop the other
+        # sends; the retry task covers it.
+        try:
+            with tracing.use(trace):
+                notification_deliver(notification_id=notification_id)
+        except Exception:
+            log.exception("post-commit send of notification %s failed; the retry task will send it", notification_id)
 
 
 def notification_deliver(*, notification_id: uuid.UUID) -> bool:
