@@ -28,12 +28,16 @@ log = logging.getLogger(__name__)
 _ORDER_LOCK_SPACE = zlib.crc32(b"orderflow.payments.order") & 0x7FFFFFFF
 
 
+def _order_lock_key(order_id: uuid.UUID) -> int:
+    """Second half of an order's advisory lock key."""
+    return zlib.crc32(order_id.bytes) & 0x7FFFFFFF
+
+
 def _lock_order(order_id: uuid.UUID) -> None:
     """Serialize work on one order before its payment row exists: SELECT ... FOR UPDATE cannot
     lock a missing row, and two authorizations must not both reach the gateway."""
-    second = zlib.crc32(order_id.bytes) & 0x7FFFFFFF
     with connections[DB].cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_ORDER_LOCK_SPACE, second])
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_ORDER_LOCK_SPACE, _order_lock_key(order_id)])
 
 
 def _locked(order_id: uuid.UUID) -> Payment | None:
@@ -65,15 +69,21 @@ def payment_capture(*, order_id: uuid.UUID) -> Payment | None:
     confirmation finds it CAPTURED and does nothing."""
     with unit_of_work(DB):
         row = _locked(order_id)
-        status = row.status if row is not None else None
-        if status != domain.PaymentStatus.AUTHORIZED:
-            if status != domain.PaymentStatus.CAPTURED:  # a repeated confirmation is normal; this is not
-                log.warning("order %s confirmed while its payment is %s: nothing captured", order_id, status)
+        if not _capturable(order_id, row.status if row is not None else None):
             return row
         payment = row.to_domain()
         payment.capture(get_gateway())
         _save(row, payment)
     return row
+
+
+def _capturable(order_id: uuid.UUID, status: str | None) -> bool:
+    """Whether a confirmed order's payment in `status` (None: no payment) is captured now."""
+    if status == domain.PaymentStatus.AUTHORIZED:
+        return True
+    if status != domain.PaymentStatus.CAPTURED:  # a repeated confirmation is normal; this is not
+        log.warning("order %s confirmed while its payment is %s: nothing captured", order_id, status)
+    return False
 
 
 def payment_cancel(*, order_id: uuid.UUID) -> Payment | None:
@@ -83,14 +93,18 @@ def payment_cancel(*, order_id: uuid.UUID) -> Payment | None:
         _lock_order(order_id)
         row = _locked(order_id)
         if row is None:
-            # OrderPlaced and OrderCancelled share a partition, so this means the placement was
-            # never applied here (e.g. dead-lettered): there is nothing to compensate.
-            log.warning("order %s cancelled but it has no payment: nothing to void or refund", order_id)
+            _nothing_to_compensate(order_id)
             return None
         payment = row.to_domain()
         payment.compensate(get_gateway())
         _save(row, payment)
     return row
+
+
+def _nothing_to_compensate(order_id: uuid.UUID) -> None:
+    # OrderPlaced and OrderCancelled share a partition, so this means the placement was never
+    # applied here (e.g. dead-lettered): there is nothing to compensate.
+    log.warning("order %s cancelled but it has no payment: nothing to void or refund", order_id)
 
 
 def _save(row: Payment, payment: domain.Payment) -> None:
@@ -109,6 +123,13 @@ _EVENT_TYPES = {
 
 
 def _publish(payment: domain.Payment) -> None:
+    for entry in _replies(payment):
+        outbox.record(event_type=entry.event_type, aggregate_id=entry.aggregate_id, data=entry.data)
+
+
+def _replies(payment: domain.Payment) -> list[outbox.Entry]:
+    """The integration events for what `payment` recorded since the last call, in order."""
+    replies = []
     for event in payment.pull_events():
         assert isinstance(event, domain.PaymentEvent)
         data: dict = {
@@ -118,4 +139,5 @@ def _publish(payment: domain.Payment) -> None:
         }
         if isinstance(event, domain.Declined):
             data["reason"] = str(event.reason)
-        outbox.record(event_type=_EVENT_TYPES[type(event)], aggregate_id=str(event.payment_id), data=data)
+        replies.append(outbox.Entry(_EVENT_TYPES[type(event)], str(event.payment_id), data))
+    return replies
