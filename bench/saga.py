@@ -24,6 +24,7 @@ are (a runaway backlog), so their percentiles cover most of the window.
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,8 +185,15 @@ def run_step(
     if profile and profile_dir:
         for name, pid in profile.items():
             raw = profile_dir / f"saga-{int(rate)}-{name}.raw"
+            # Consumers: wall clock (where a hop waits) unless BENCH_PROFILE_CONSUMERS=cpu (where
+            # their CPU goes: only the thread holding the GIL is sampled).
+            wall = name.startswith("consumer") and os.environ.get("BENCH_PROFILE_CONSUMERS") != "cpu"
             recorder = profiling.record(
-                pid, raw, idle=name.startswith("consumer"), subprocesses=name in ("web", "worker")
+                pid,
+                raw,
+                idle=wall,
+                gil=not wall and name.startswith("consumer"),
+                subprocesses=name in ("web", "worker"),
             )
             recorder.__enter__()
             recorders.append((name, raw, recorder))
@@ -277,7 +285,14 @@ def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str,
             if profile_dir:
                 profile = {
                     s: system.supervisor.pid(s)
-                    for s in ("web", "worker", "consumer-orders", "consumer-inventory", "consumer-payments")
+                    for s in (
+                        "web",
+                        "worker",
+                        "consumer-orders",
+                        "consumer-inventory",
+                        "consumer-payments",
+                        "consumer-notifications",
+                    )
                 }
             steps = []
             for rate in plan.rates:
