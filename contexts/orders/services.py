@@ -254,13 +254,11 @@ def saga_replies(*, replies: Sequence[Reply]) -> None:
     transitions, timeline entries (notes included), read model and outbox rows in the same order.
     """
     with unit_of_work(DB):
-        # Locked in id order, so two batches (or a batch and a cancel) never wait on each other in a cycle.
         ids = sorted({r.order_id for r in replies if r.reply is not None})
-        rows = {row.id: row for row in _with_lines().filter(id__in=ids).order_by("id")} if ids else {}
-        missing = [order_id for order_id in ids if order_id not in rows]
+        orders = saga_store.lock_orders(ids)
+        missing = [order_id for order_id in ids if order_id not in orders]
         if missing:
             raise OrderNotFound(f"no order {missing[0]}")  # the consumer isolates the record one by one
-        orders = {order_id: row.to_domain() for order_id, row in rows.items()}
         moved: set[uuid.UUID] = set()
         timeline: list[list] = []  # [order_id, event_id, type, source, occurred_at, data]
         entries: list[outbox.Entry] = []
