@@ -85,6 +85,17 @@ class Refunded(PaymentEvent):
     pass
 
 
+# The payment of an order has an id derived from the order's, and it is the reference the gateway
+# sees: an authorization attempted again for the same order (a redelivered event, a consumer batch
+# rolled back after the gateway answered and applied again one by one) reaches a processor with
+# the same idempotency reference, so it can never become a second hold on the card.
+_PAYMENT_IDS = uuid.UUID("6f1d7c1e-3a52-4f0b-9d0c-0a7d2f0e5b11")
+
+
+def payment_id_for(order_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(_PAYMENT_IDS, str(order_id))
+
+
 @dataclass
 class Payment(Aggregate):
     id: uuid.UUID
@@ -108,7 +119,7 @@ class Payment(Aggregate):
         """Ask the gateway to hold `amount`: the payment starts AUTHORIZED, or DECLINED."""
         if amount.amount <= 0:
             raise DomainError(f"cannot authorize a non-positive amount {amount.amount}", code="invalid_amount")
-        payment_id = payment_id or uuid.uuid4()
+        payment_id = payment_id or payment_id_for(order_id)
         result = gateway.authorize(card_token=card_token, amount=amount, reference=str(payment_id))
         if not result.approved:
             return cls.decline(
@@ -127,7 +138,7 @@ class Payment(Aggregate):
     ) -> Payment:
         """A refused payment is still recorded: one payment per order, whatever its outcome."""
         payment = cls(
-            id=payment_id or uuid.uuid4(),
+            id=payment_id or payment_id_for(order_id),
             order_id=order_id,
             amount=amount,
             status=PaymentStatus.DECLINED,

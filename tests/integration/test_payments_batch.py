@@ -16,7 +16,7 @@ from django.db import connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from contexts.payments import services
-from contexts.payments.domain import AuthorizationResult
+from contexts.payments.domain import AuthorizationResult, payment_id_for
 from contexts.payments.gateway import FakeGateway
 from contexts.payments.models import DeadLetter, InboxEvent, OutboxEvent, Payment
 from orderflow import tracing
@@ -501,9 +501,12 @@ def test_a_failing_record_in_a_batch_is_isolated_and_the_batch_effects_are_not_d
     rows = OutboxEvent.objects.using(DB).order_by("position")
     assert [row.payload["order_id"] for row in rows] == [e.data["order_id"] for e in good]
     assert DeadLetter.objects.using(DB).get().event_id == bad.id
-    # The batch reached the gateway for the orders before the bad one and was rolled back (those
-    # payment ids never existed); one by one then authorized each good order under its payment id.
+    # The batch reached the gateway for the orders before the bad one and was rolled back; one by
+    # one then authorized each good order again — under the same reference (the payment id derives
+    # from the order's), so a real processor sees one authorization per order, retried.
     kept = {str(p.id) for p in payments.values()}
-    references = [ref for _call, ref in gateway.calls]
-    assert sorted(ref for ref in references if ref in kept) == sorted(kept)
-    assert len([ref for ref in references if ref not in kept]) == failed_run.index(bad_order)
+    assert kept == {str(payment_id_for(uuid.UUID(e.data["order_id"]))) for e in good}
+    references = [ref for call, ref in gateway.calls if call == "authorize"]
+    assert set(references) == kept
+    twice = failed_run[: failed_run.index(bad_order)]
+    assert sorted(references) == sorted([*kept, *(str(payment_id_for(uuid.UUID(o))) for o in twice)])

@@ -14,6 +14,7 @@ from contexts.payments.domain import (
     PaymentStatus,
     Refunded,
     Voided,
+    payment_id_for,
 )
 from contexts.payments.gateway import FakeGateway, get_gateway
 from orderflow.domain import DomainError, Money
@@ -160,3 +161,21 @@ def test_the_configured_gateway_and_limit_come_from_settings(settings):
     assert gateway.authorize(card_token="tok_visa", amount=Money.of("20.01", USD), reference="r").decline_reason == (
         DeclineReason.OVER_LIMIT
     )
+
+
+def test_an_orders_payment_id_and_gateway_reference_are_the_same_on_every_attempt():
+    class Recording:
+        def __init__(self) -> None:
+            self.references: list[str] = []
+
+        def authorize(self, *, card_token, amount, reference):
+            self.references.append(reference)
+            return AuthorizationResult(approved=True, decline_reason=None)
+
+    order_id, other = uuid.uuid4(), uuid.uuid4()
+    gateway = Recording()
+    first = Payment.authorize(order_id=order_id, amount=Money.of("5.00", "USD"), card_token="tok_visa", gateway=gateway)
+    again = Payment.authorize(order_id=order_id, amount=Money.of("5.00", "USD"), card_token="tok_visa", gateway=gateway)
+    declined = Payment.decline(order_id=other, amount=Money.of("5.00", "USD"), reason=DeclineReason.CARD_DECLINED)
+    assert first.id == again.id == payment_id_for(order_id) != payment_id_for(other) == declined.id
+    assert gateway.references == [str(first.id), str(first.id)]
