@@ -61,7 +61,12 @@ def _profile_texts(results: dict[str, Any]) -> dict[str, str]:
         texts.setdefault("http", []).append(profiling.format_summary(title, summary))
     for step in (results.get("saga") or {}).get("rates", []):
         for name, summary in (step.get("profiles") or {}).items():
-            kind = "wall clock, --idle" if name.startswith("consumer") else "CPU; C waits count as busy"
+            if not name.startswith("consumer"):
+                kind = "CPU; C waits count as busy"
+            elif os.environ.get("BENCH_PROFILE_CONSUMERS") == "cpu":
+                kind = "Python CPU: threads holding the GIL"
+            else:
+                kind = "wall clock, --idle"
             title = f"saga {step['offered_per_s']}/s: {name} ({kind})"
             texts.setdefault("saga", []).append(profiling.format_summary(title, summary))
     for operation, counted in (results.get("queries") or {}).items():
@@ -109,9 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     try:
         results["machine"] = report.machine(infra)
-        for name in selected:
+        for n, name in enumerate(selected):
             began = time.monotonic()
             env.log(f"=== {name} ===")
+            if n:
+                env.fresh_broker(infra)
             try:
                 results[name] = run_bench(name, infra, args)
             except Exception as exc:  # keep the other benchmarks' figures
