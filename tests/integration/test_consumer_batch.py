@@ -14,10 +14,9 @@ from contexts.inventory import handlers, services
 from contexts.inventory.models import DeadLetter, InboxEvent, OutboxEvent, Reservation, StockItem
 from contracts import ContractError
 from orderflow import tracing
-from orderflow.messaging.consumer import ContextConsumer, Event, batch_subscriptions
+from orderflow.messaging.consumer import ContextConsumer, Event
 from orderflow.messaging.envelope import Envelope
-from orderflow.messaging.kafka import topic_name
-from tests.fixtures.kafka import produce
+from tests.fixtures.batches import Spy, send_in_order
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -190,29 +189,9 @@ def cancelled(order_id: uuid.UUID) -> Envelope:
     return envelope(CANCELLED, order_id, {"reason": "customer", "total": {"amount": "1.00", "currency": "USD"}})
 
 
-def send(events: list[Envelope]) -> None:
-    # One key, so one partition: the whole stream has one order, whatever the consumer fetches.
-    produce(topic_name("orders.order"), [(b"one-partition", e.value(), e.headers()) for e in events])
-
-
 def confirmed(order_id: uuid.UUID) -> Envelope:
     data = {"lines": lines(("SKU-A", 1)), "total": {"amount": "1.00", "currency": "USD"}}
     return envelope(CONFIRMED, order_id, data)
-
-
-class Spy:
-    """The context's real batch handlers, recording the runs they were given."""
-
-    def __init__(self) -> None:
-        self.runs: list[tuple[str, list[str]]] = []
-        self.real = batch_subscriptions(DB)
-
-    def handlers(self) -> dict:
-        return {type_: lambda events, t=type_: self(t, events) for type_ in self.real}
-
-    def __call__(self, type_: str, events: list[Event]) -> None:
-        self.real[type_](events)
-        self.runs.append((type_, [e.data["order_id"] for e in events]))
 
 
 def mixed_stream() -> list[Envelope]:
@@ -239,7 +218,7 @@ def mixed_stream() -> list[Envelope]:
 
 def test_a_mixed_batch_through_the_batch_handlers_equals_one_by_one_and_redelivery_is_a_no_op(kafka_ns):
     events = mixed_stream()
-    send(events)
+    send_in_order(events)
 
     reset_stock()
     one_by_one = ContextConsumer(DB, group_id=f"one-{uuid.uuid4().hex[:8]}", batch_handlers={})
@@ -247,7 +226,7 @@ def test_a_mixed_batch_through_the_batch_handlers_equals_one_by_one_and_redelive
     expected = snapshot()
 
     reset_stock()
-    spy = Spy()
+    spy = Spy(DB)
     name = f"batch-{uuid.uuid4().hex[:8]}"
     batched = ContextConsumer(DB, group_id=name, batch_handlers=spy.handlers())
     assert batched.handlers == one_by_one.handlers  # the context's own one-by-one handlers
@@ -285,7 +264,7 @@ def test_a_failing_record_in_a_batch_is_isolated_and_the_batch_effects_are_not_d
     reset_stock()
     good = [placed(uuid.uuid4(), ("SKU-C", 1 + n)) for n in range(4)]
     bad = placed(uuid.uuid4(), ("SKU-C", 10))
-    send([good[0], good[1], bad, good[2], good[3]])
+    send_in_order([good[0], good[1], bad, good[2], good[3]])
     bad_order = bad.data["order_id"]
     real = handlers.SUBSCRIPTIONS
     attempts = {"batch": 0, "one": 0}

@@ -23,11 +23,10 @@ from contexts.notifications import services
 from contexts.notifications.domain import Kind
 from contexts.notifications.models import Contact, InboxEvent, Notification, OutboxEvent
 from orderflow import tracing
-from orderflow.messaging.consumer import ContextConsumer, Event, batch_subscriptions
+from orderflow.messaging.consumer import ContextConsumer
 from orderflow.messaging.envelope import Envelope
-from orderflow.messaging.kafka import topic_name
 from orderflow.unit_of_work import all_or_nothing
-from tests.fixtures.kafka import produce
+from tests.fixtures.batches import Spy, send_in_order
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -357,26 +356,6 @@ def envelope(type_: str, order_id: uuid.UUID, customer_id: uuid.UUID, event_id: 
     )
 
 
-def send(events: list[Envelope]) -> None:
-    # One key, so one partition: the whole stream has one order, whatever the consumer fetches.
-    produce(topic_name("orders.order"), [(b"one-partition", e.value(), e.headers()) for e in events])
-
-
-class Spy:
-    """The context's real batch handlers, recording the runs they were given."""
-
-    def __init__(self) -> None:
-        self.runs: list[tuple[str, list[str]]] = []
-        self.real = batch_subscriptions(DB)
-
-    def handlers(self) -> dict:
-        return {type_: lambda events, t=type_: self(t, events) for type_ in self.real}
-
-    def __call__(self, type_: str, events: list[Event]) -> None:
-        self.real[type_](events)
-        self.runs.append((type_, [e.data["order_id"] for e in events]))
-
-
 def mixed_stream() -> list[Envelope]:
     o = [uuid.uuid4() for _ in range(5)]
     first = envelope(CONFIRMED, o[0], KNOWN)
@@ -400,7 +379,7 @@ def mixed_stream() -> list[Envelope]:
 
 def test_a_mixed_batch_through_the_batch_handler_equals_one_by_one_and_redelivery_is_a_no_op(kafka_ns):
     events = mixed_stream()
-    send(events)
+    send_in_order(events)
 
     reset()
     one_by_one = ContextConsumer(DB, group_id=f"one-{uuid.uuid4().hex[:8]}", batch_handlers={})
@@ -408,7 +387,7 @@ def test_a_mixed_batch_through_the_batch_handler_equals_one_by_one_and_redeliver
     expected = snapshot()
 
     reset()
-    spy = Spy()
+    spy = Spy(DB)
     name = f"batch-{uuid.uuid4().hex[:8]}"
     batched = ContextConsumer(DB, group_id=name, batch_handlers=spy.handlers())
     assert batched.handlers == one_by_one.handlers  # the context's own one-by-one handlers

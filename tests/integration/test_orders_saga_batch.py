@@ -17,8 +17,7 @@ from contexts.orders.models import OutboxEvent as OrdersOutbox
 from orderflow import tracing
 from orderflow.messaging.consumer import ContextConsumer, Event, batch_subscriptions
 from orderflow.messaging.envelope import Envelope
-from orderflow.messaging.kafka import topic_name
-from tests.fixtures.kafka import produce
+from tests.fixtures.batches import send_in_order
 
 DB = "orders"
 CUSTOMER = uuid.uuid4()  # one customer for both sets of orders, so their events compare equal
@@ -286,9 +285,9 @@ def _contract_data(order_id: uuid.UUID, kind: str, n: int) -> dict:
 
 
 def send(events: list[Envelope]) -> None:
-    # All on one topic and one partition, so both consumers see one order whatever they fetch (the
-    # consumer dispatches on the event type; a reply's own topic would do the same per stream).
-    produce(topic_name("inventory.reservation"), [(b"one-partition", e.value(), e.headers()) for e in events])
+    # All on one stream's topic, so both consumers see one order whatever they fetch (the consumer
+    # dispatches on the event type; a reply's own topic would do the same per stream).
+    send_in_order(events, "inventory.reservation")
 
 
 @pytest.mark.django_db(databases="__all__", transaction=True)

@@ -21,11 +21,10 @@ from contexts.payments.gateway import FakeGateway
 from contexts.payments.models import DeadLetter, InboxEvent, OutboxEvent, Payment
 from orderflow import tracing
 from orderflow.domain import Money
-from orderflow.messaging.consumer import ContextConsumer, Event, batch_subscriptions
+from orderflow.messaging.consumer import ContextConsumer
 from orderflow.messaging.envelope import Envelope
-from orderflow.messaging.kafka import topic_name
 from orderflow.unit_of_work import all_or_nothing
-from tests.fixtures.kafka import produce
+from tests.fixtures.batches import Spy, send_in_order
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -394,26 +393,6 @@ def cancelled(order_id: uuid.UUID) -> Envelope:
     return envelope(CANCELLED, order_id, {"reason": "customer", "total": {"amount": "20.00", "currency": "USD"}})
 
 
-def send(events: list[Envelope]) -> None:
-    # One key, so one partition: the whole stream has one order, whatever the consumer fetches.
-    produce(topic_name("orders.order"), [(b"one-partition", e.value(), e.headers()) for e in events])
-
-
-class Spy:
-    """The context's real batch handlers, recording the runs they were given."""
-
-    def __init__(self) -> None:
-        self.runs: list[tuple[str, list[str]]] = []
-        self.real = batch_subscriptions(DB)
-
-    def handlers(self) -> dict:
-        return {type_: lambda events, t=type_: self(t, events) for type_ in self.real}
-
-    def __call__(self, type_: str, events: list[Event]) -> None:
-        self.runs.append((type_, [e.data["order_id"] for e in events]))
-        self.real[type_](events)
-
-
 def mixed_stream() -> list[Envelope]:
     o = [uuid.uuid4() for _ in range(8)]
     first = placed(o[0])
@@ -441,7 +420,7 @@ def mixed_stream() -> list[Envelope]:
 
 def test_a_mixed_batch_through_the_batch_handlers_equals_one_by_one_and_redelivery_is_a_no_op(kafka_ns, warnings):
     events = mixed_stream()
-    send(events)
+    send_in_order(events)
 
     reset()
     one_by_one = ContextConsumer(DB, group_id=f"one-{uuid.uuid4().hex[:8]}", batch_handlers={})
@@ -450,7 +429,7 @@ def test_a_mixed_batch_through_the_batch_handlers_equals_one_by_one_and_redelive
     expected_warnings = warnings()
 
     reset()
-    spy = Spy()
+    spy = Spy(DB)
     name = f"batch-{uuid.uuid4().hex[:8]}"
     batched = ContextConsumer(DB, group_id=name, batch_handlers=spy.handlers())
     assert batched.handlers == one_by_one.handlers  # the context's own one-by-one handlers
@@ -487,8 +466,8 @@ def test_a_failing_record_in_a_batch_is_isolated_and_the_batch_effects_are_not_d
     reset()
     good = [placed(uuid.uuid4(), amount=f"{n + 1}.00") for n in range(4)]
     bad = placed(uuid.uuid4(), amount="0.00")  # valid by the contract, refused by the domain
-    send([good[0], good[1], bad, good[2], good[3]])
-    spy = Spy()
+    send_in_order([good[0], good[1], bad, good[2], good[3]])
+    spy = Spy(DB)
     consumer = ContextConsumer(DB, batch_handlers=spy.handlers(), retry_delays=[])
     consumer.run(idle_exit_after=3.0)
 
