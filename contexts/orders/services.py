@@ -183,9 +183,9 @@ def _commit(order: domain.Order, *, save: Order | None = None) -> list[DomainEve
     return recorded
 
 
-def _with_lines():
-    """Orders annotated with their lines (as `line_data`: [sku, quantity, unit price text]) in the
-    same query: the saga applies several replies per order, each loading the aggregate."""
+def _locked(order_id: uuid.UUID) -> Order:
+    """The order row, locked, with its lines (as `line_data`: [sku, quantity, unit price text]) in
+    the same query: the saga applies several replies per order, each loading the aggregate."""
     lines = (
         OrderLine.objects.using(DB)
         .filter(order=OuterRef("pk"))
@@ -200,12 +200,13 @@ def _with_lines():
             )
         )
     )
-    return Order.objects.using(DB).select_for_update(of=("self",)).annotate(line_data=ArraySubquery(lines))
-
-
-def _locked(order_id: uuid.UUID) -> Order:
-    """The order row, locked, with its lines."""
-    row = _with_lines().filter(id=order_id).first()
+    row = (
+        Order.objects.using(DB)
+        .select_for_update(of=("self",))
+        .annotate(line_data=ArraySubquery(lines))
+        .filter(id=order_id)
+        .first()
+    )
     if row is None:
         raise OrderNotFound(f"no order {order_id}")
     return row

@@ -94,26 +94,19 @@ def script_replies(ids: list[uuid.UUID]) -> list[services.Reply]:
 
 def one_by_one(replies: list[services.Reply]) -> None:
     for r in replies:
+        reply = dict(
+            order_id=r.order_id,
+            event_id=r.event_id,
+            type_=r.type_,
+            source=r.source,
+            occurred_at=r.occurred_at,
+            data=r.data,
+        )
         with tracing.use(r.trace):
             if r.reply is None:
-                services.timeline_note(
-                    order_id=r.order_id,
-                    event_id=r.event_id,
-                    type_=r.type_,
-                    source=r.source,
-                    occurred_at=r.occurred_at,
-                    data=r.data,
-                )
+                services.timeline_note(**reply)
             else:
-                services.saga_reply(
-                    order_id=r.order_id,
-                    reply=r.reply,
-                    event_id=r.event_id,
-                    type_=r.type_,
-                    source=r.source,
-                    occurred_at=r.occurred_at,
-                    data=r.data,
-                )
+                services.saga_reply(reply=r.reply, **reply)
 
 
 def snapshot(ids: list[uuid.UUID], since_position: int = 0) -> dict:

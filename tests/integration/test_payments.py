@@ -10,13 +10,13 @@ import pytest
 from drf_spectacular.generators import SchemaGenerator
 
 from contexts.payments import services, urls
-from contexts.payments.domain import AuthorizationResult, PaymentStatus
-from contexts.payments.gateway import FakeGateway
+from contexts.payments.domain import PaymentStatus
 from contexts.payments.models import InboxEvent, OutboxEvent, Payment
 from orderflow.domain import Money
 from orderflow.messaging.consumer import ContextConsumer
 from orderflow.messaging.envelope import Envelope
 from orderflow.messaging.kafka import topic_name
+from tests.fixtures.gateway import install
 from tests.fixtures.kafka import produce
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -25,34 +25,9 @@ PROBLEM = "application/problem+json"
 DB = "payments"
 
 
-class CountingGateway(FakeGateway):
-    """The fake's outcomes, plus a log of every call reaching the gateway."""
-
-    calls: list[tuple[str, str]] = []
-    hold: threading.Event | None = None  # set by a test to keep an authorization in flight
-
-    def authorize(self, *, card_token, amount, reference) -> AuthorizationResult:
-        self.calls.append(("authorize", reference))
-        if self.hold is not None:
-            self.hold.wait(10)
-        return super().authorize(card_token=card_token, amount=amount, reference=reference)
-
-    def capture(self, *, amount, reference) -> None:
-        self.calls.append(("capture", reference))
-
-    def void(self, *, reference) -> None:
-        self.calls.append(("void", reference))
-
-    def refund(self, *, amount, reference) -> None:
-        self.calls.append(("refund", reference))
-
-
 @pytest.fixture
 def gateway(settings):
-    settings.PAYMENTS_GATEWAY = f"{__name__}.CountingGateway"
-    CountingGateway.calls = []
-    CountingGateway.hold = None
-    return CountingGateway
+    return install(settings)
 
 
 def authorize(

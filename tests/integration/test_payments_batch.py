@@ -16,8 +16,7 @@ from django.db import connections, transaction
 from django.test.utils import CaptureQueriesContext
 
 from contexts.payments import services
-from contexts.payments.domain import AuthorizationResult, payment_id_for
-from contexts.payments.gateway import FakeGateway
+from contexts.payments.domain import payment_id_for
 from contexts.payments.models import DeadLetter, InboxEvent, OutboxEvent, Payment
 from orderflow import tracing
 from orderflow.domain import Money
@@ -25,6 +24,7 @@ from orderflow.messaging.consumer import ContextConsumer
 from orderflow.messaging.envelope import Envelope
 from orderflow.unit_of_work import all_or_nothing
 from tests.fixtures.batches import Spy, send_in_order
+from tests.fixtures.gateway import RecordingGateway, install
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -34,34 +34,9 @@ CONFIRMED = "orderflow.orders.OrderConfirmed.v1"
 CANCELLED = "orderflow.orders.OrderCancelled.v1"
 
 
-class RecordingGateway(FakeGateway):
-    """The fake's outcomes, plus a log of every call reaching the gateway."""
-
-    calls: list[tuple[str, str]] = []
-    hold: threading.Event | None = None  # set by a test to keep authorizations in flight
-
-    def authorize(self, *, card_token, amount, reference) -> AuthorizationResult:
-        self.calls.append(("authorize", reference))
-        if self.hold is not None:
-            self.hold.wait(10)
-        return super().authorize(card_token=card_token, amount=amount, reference=reference)
-
-    def capture(self, *, amount, reference) -> None:
-        self.calls.append(("capture", reference))
-
-    def void(self, *, reference) -> None:
-        self.calls.append(("void", reference))
-
-    def refund(self, *, amount, reference) -> None:
-        self.calls.append(("refund", reference))
-
-
 @pytest.fixture(autouse=True)
 def gateway(settings):
-    settings.PAYMENTS_GATEWAY = f"{__name__}.RecordingGateway"
-    RecordingGateway.calls = []
-    RecordingGateway.hold = None
-    return RecordingGateway
+    return install(settings)
 
 
 @pytest.fixture
