@@ -13,7 +13,7 @@ import environ
 import pytest
 import redis
 
-from orderflow.stack.components import postgres_url, redis_urls
+from orderflow.stack.components import postgres_url, redis_urls, tansu_environment
 from orderflow.stack.supervisor import Supervisor
 
 SLEEPER = ["python", "-c", "import time; print('hello', flush=True); time.sleep(60)"]
@@ -127,3 +127,8 @@ def test_redis_urls_suit_redis_py_and_kombu():
     conn = Connection(urls["CELERY_BROKER_URL"])
     assert conn.transport_cls == "redis"
     assert conn.hostname == "socket:///srv/var/redis/redis.sock"  # kombu's spelling of a unix socket
+
+
+def test_tansu_runs_one_tokio_worker_unless_the_environment_says_otherwise():
+    assert tansu_environment({"PATH": "/bin"}) == {"PATH": "/bin", "NO_COLOR": "1", "TOKIO_WORKER_THREADS": "1"}
+    assert tansu_environment({"TOKIO_WORKER_THREADS": "2"})["TOKIO_WORKER_THREADS"] == "2"

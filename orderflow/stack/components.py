@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -335,7 +335,7 @@ def start_kafka(port: int = 0, state_dir: Path | None = None) -> Component:
     proc = _spawn_server(
         [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener],
         log,
-        env={**os.environ, "NO_COLOR": "1"},
+        env=tansu_environment(os.environ),
     )
     bootstrap = f"127.0.0.1:{port}"
     try:
@@ -352,6 +352,18 @@ def start_kafka(port: int = 0, state_dir: Path | None = None) -> Component:
             state.unlink(missing_ok=True)
 
     return Component("kafka", bootstrap, {"KAFKA_BOOTSTRAP_SERVERS": bootstrap}, started=True, _stopper=stop)
+
+
+def tansu_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """Tansu's environment: one tokio worker thread unless TOKIO_WORKER_THREADS says otherwise.
+
+    Tansu answers a fetch only after its wait expires, so every idle consumer costs it a fetch per
+    `fetch.wait.max.ms` (10 ms in dev and tests). With tokio's default of a worker per core, those
+    timer wake-ups hop between threads: four idle consumers cost it 0.25 cores of this 2-core
+    machine, 0.19 with one worker (docs/benchmarks.md, fourth round). One worker still produces
+    far faster than the relay publishes.
+    """
+    return {**environ, "NO_COLOR": "1", "TOKIO_WORKER_THREADS": environ.get("TOKIO_WORKER_THREADS", "1")}
 
 
 def _leftover_tansu(state: Path) -> tuple[int, int] | None:
