@@ -360,8 +360,8 @@ def tansu_environment(environ: Mapping[str, str]) -> dict[str, str]:
     Tansu answers a fetch only after its wait expires, so every idle consumer costs it a fetch per
     `fetch.wait.max.ms` (10 ms in dev and tests). With tokio's default of a worker per core, those
     timer wake-ups hop between threads: four idle consumers cost it 0.25 cores of this 2-core
-    machine, 0.19 with one worker (docs/benchmarks.md, fourth round). One worker still produces
-    far faster than the relay publishes.
+    machine, 0.19 with one worker, and the saga benchmark's latencies fall at 50-100 orders/s
+    (docs/benchmarks.md, fourth round). The relay benchmark's burst rate pays 10-15% for it.
     """
     return {**environ, "NO_COLOR": "1", "TOKIO_WORKER_THREADS": environ.get("TOKIO_WORKER_THREADS", "1")}
 
