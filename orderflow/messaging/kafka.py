@@ -119,3 +119,12 @@ def reset_shared_producer() -> None:
     global _producer_broken
     with _lock:
         _producer_broken = True
+
+
+def discard_shared_producer() -> None:
+    """Forget this process's producer (it is closed once nothing refers to it): for a process that
+    moves to another broker, as the benchmarks do between their fresh brokers; the next
+    `shared_producer()` connects to the one the settings name then."""
+    global _producer
+    with _lock:
+        _producer = None
