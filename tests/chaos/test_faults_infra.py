@@ -75,6 +75,7 @@ from orderflow.messaging.tasks import relay_outbox as relay_task
 from orderflow.stack.components import free_port, start_kafka
 from tests.fixtures.kafka import produce
 from tests.fixtures.processes import ROOT, manage, pg_connect
+from tests.fixtures.threads import Worker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(databases="__all__", transaction=True)]
 
@@ -110,31 +111,6 @@ def database(alias: str) -> str:
 
 def price(amount: int) -> dict[str, str]:
     return Money.of(f"{amount}.00", "USD").to_dict()
-
-
-class Worker(threading.Thread):
-    """A thread with its own Django connections (closed when it ends) that keeps its exception."""
-
-    def __init__(self, target: Callable[[], object], name: str) -> None:
-        super().__init__(name=name, daemon=True)
-        self.target = target
-        self.error: BaseException | None = None
-        self.result: object = None
-
-    def run(self) -> None:
-        try:
-            self.result = self.target()
-        except BaseException as exc:  # reported by finish()
-            self.error = exc
-        finally:
-            connections.close_all()
-
-    def finish(self, timeout: float) -> object:
-        self.join(timeout)
-        assert not self.is_alive(), f"{self.name} did not finish within {timeout}s"
-        if self.error is not None:
-            raise AssertionError(f"{self.name} failed: {self.error!r}") from self.error
-        return self.result
 
 
 def dispose(producer: Producer | None) -> None:

@@ -26,6 +26,7 @@ from orderflow.messaging.envelope import Envelope
 from orderflow.messaging.kafka import dlq_topic, producer_config, topic_name
 from orderflow.messaging.relay import relay_outbox
 from tests.fixtures.kafka import produce, read_topic
+from tests.fixtures.threads import Worker
 
 pytestmark = [pytest.mark.chaos, pytest.mark.django_db(databases="__all__", transaction=True)]
 
@@ -203,9 +204,7 @@ def test_retry_waits_do_not_block_the_consumer_loop(kafka_ns, settings):
     stuck = order_placed(uuid.uuid4(), "SKU-W")
     flaky = Flaky({stuck.data["order_id"]: 2})  # batch call and first delivery fail; the retry works
     consumer = ContextConsumer("inventory", handlers={PLACED: flaky}, retry_delays=[6.0])
-    import threading
-
-    runner = threading.Thread(target=consumer.run, kwargs={"idle_exit_after": 30.0}, daemon=True)
+    runner = Worker(lambda: consumer.run(idle_exit_after=30.0), "consumer")
     runner.start()
     try:
         send(stuck)
@@ -225,4 +224,4 @@ def test_retry_waits_do_not_block_the_consumer_loop(kafka_ns, settings):
         assert flaky.applied[-1] == stuck.data["order_id"]
     finally:
         consumer.stop()
-        runner.join(20)
+        runner.finish(20)
