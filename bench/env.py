@@ -25,7 +25,7 @@ from psycopg import sql
 
 from orderflow.contexts_registry import ALL_CONTEXTS
 from orderflow.messaging.databases import connect_url, with_database
-from orderflow.messaging.kafka import discard_shared_producer
+from orderflow.messaging.kafka import reset_shared_producer
 from orderflow.stack import processes
 from orderflow.stack.components import Component, resolve_environment, start_kafka
 from orderflow.stack.supervisor import resolve_argv
@@ -92,7 +92,7 @@ def fresh_broker(infra: Infra) -> None:
         infra.components[n] = replacement
         infra.env.update(replacement.env)
         # The in-process benchmarks' relay producer would keep reconnecting to the stopped one.
-        discard_shared_producer()
+        reset_shared_producer()
         log(f"kafka: fresh broker {replacement.url}")
 
 

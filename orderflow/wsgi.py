@@ -16,14 +16,13 @@ _resolver = get_resolver()
 _resolver.url_patterns  # noqa: B018 — evaluating the property performs the import
 _resolver.reverse_dict  # noqa: B018 — and this builds reverse()'s tables, also once per worker otherwise
 
-# The same for what every worker would otherwise import on its first requests (seen as 4% of the
-# web tier's CPU under load in the HTTP benchmark's profile, paid again by every recycled worker):
-# the relay's modules, which a commit's relay kick imports, with Celery behind them; the JWT
-# backend, which the first authenticated request loads; and the session and message stores of the
-# middleware. Imports only: still no connection before the fork.
-
 
 def _preload() -> None:
+    """The same for what every worker would otherwise import on its first requests (seen as 4% of
+    the web tier's CPU under load in the HTTP benchmark's profile, paid again by every recycled
+    worker): the relay's modules, which a commit's relay kick imports, with Celery behind them;
+    the JWT backend, which the first authenticated request loads; and the session and message
+    stores of the middleware. Imports only: still no connection before the fork."""
     from importlib import import_module
 
     from django.conf import settings

@@ -8,9 +8,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import pytest
+
+from tests.fixtures.processes import ROOT
 
 PROBE = """
 import json, sys
@@ -27,7 +28,9 @@ print(json.dumps({
 """
 
 
-def _probe() -> dict:
+@pytest.fixture(scope="module")
+def probe() -> dict:
+    """What importing orderflow.wsgi does in a fresh interpreter (as in gunicorn's master)."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "orderflow.settings.dev"}
     out = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
@@ -35,8 +38,8 @@ def _probe() -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_the_master_imports_what_a_worker_needs_for_its_first_order():
-    loaded = set(_probe()["loaded"])
+def test_the_master_imports_what_a_worker_needs_for_its_first_order(probe):
+    loaded = set(probe["loaded"])
     # The relay kick of a request's commit, and Celery behind it; the JWT backend; the middleware's
     # session and message stores.
     for module in (
@@ -50,8 +53,7 @@ def test_the_master_imports_what_a_worker_needs_for_its_first_order():
         assert module in loaded, module
 
 
-def test_preloading_opens_no_connection():
-    probe = _probe()
+def test_preloading_opens_no_connection(probe):
     assert probe["open_connections"] == []
     assert probe["producer"] is False
     assert probe["redis"] is False

@@ -114,17 +114,10 @@ def warm_up_shared_producer() -> None:
 
 
 def reset_shared_producer() -> None:
-    """Drop the shared producer (after a run that got nothing acknowledged): the next
-    `shared_producer()` starts afresh. Unacknowledged rows are still unpublished in the outbox."""
-    global _producer_broken
-    with _lock:
-        _producer_broken = True
-
-
-def discard_shared_producer() -> None:
-    """Forget this process's producer (it is closed once nothing refers to it): for a process that
-    moves to another broker, as the benchmarks do between their fresh brokers; the next
-    `shared_producer()` connects to the one the settings name then."""
+    """Drop the shared producer (after a run that got nothing acknowledged, or when this process
+    moves to another broker, as tests and benchmarks do): the next `shared_producer()` starts
+    afresh with the settings of then, and the old one is closed once nothing refers to it, so it
+    stops reconnecting. Unacknowledged rows are still unpublished in the outbox."""
     global _producer
     with _lock:
         _producer = None
