@@ -17,8 +17,6 @@ import argparse
 import json
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,43 +71,20 @@ def _shape(sql: str) -> str:
 
 def captured(aliases: list[str], action) -> dict[str, Any]:
     contexts = [CaptureQueriesContext(connections[a]) for a in aliases]
-    prepared: list[str] = []
     for ctx in contexts:
         ctx.__enter__()
     try:
-        with _counting_prepared(prepared):
-            action()
+        action()  # server-side prepared statements included: orderflow.messaging.bulk.execute logs them
     finally:
         for ctx in contexts:
             ctx.__exit__(None, None, None)
     out: dict[str, Any] = {"statements": 0, "by_alias": {}}
     for alias, ctx in zip(aliases, contexts, strict=True):
         queries = [q["sql"] for q in ctx.captured_queries]
-        if alias == "orders":
-            queries += prepared
         shapes = Counter(_shape(sql) for sql in queries)
         out["statements"] += len(queries)
         out["by_alias"][alias] = {"count": len(queries), "shapes": dict(shapes.most_common())}
     return out
-
-
-@contextmanager
-def _counting_prepared(statements: list[str]) -> Iterator[None]:
-    """Order placement runs its statements as server-side prepared statements on psycopg's own
-    cursor (decision 20), which Django's query capture never sees: count them at their one entry."""
-    from contexts.orders import store
-
-    original = store._execute
-
-    def counted(sql, params, **kwargs):
-        statements.append(" ".join(sql.split()))
-        return original(sql, params, **kwargs)
-
-    store._execute = counted
-    try:
-        yield
-    finally:
-        store._execute = original
 
 
 def _envelope_record(event_type, subject: str, data: dict) -> FakeRecord:

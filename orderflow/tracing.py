@@ -3,8 +3,8 @@ the events they cause (so one order's saga can be followed across every context)
 
 from __future__ import annotations
 
+import random
 import re
-import secrets
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +12,20 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
+
+
+def _random_hex(bits: int) -> str:
+    """A random, non-zero W3C trace or span id of `bits` bits, as lowercase hex.
+
+    Ids only need to be unique, not secret (OpenTelemetry's default generator draws them the same
+    way): `random` is seeded from the OS per process and reseeded after fork. `secrets` would make
+    a getrandom system call per id, which releases the GIL: two or three per consumed event, each
+    a chance for another thread to take the interpreter for up to the switch interval.
+    """
+    value = random.getrandbits(bits)
+    while not value:  # all zeros is the invalid id
+        value = random.getrandbits(bits)
+    return f"{value:0{bits // 4}x}"
 
 
 @dataclass(frozen=True)
@@ -27,11 +41,11 @@ class TraceContext:
 
     def child(self, *, causation_id: str | None = None) -> TraceContext:
         """A new span in the same trace, e.g. for an event caused by this one."""
-        return TraceContext(self.trace_id, secrets.token_hex(8), self.correlation_id, causation_id or self.causation_id)
+        return TraceContext(self.trace_id, _random_hex(64), self.correlation_id, causation_id or self.causation_id)
 
 
 def new_root(*, correlation_id: str | None = None) -> TraceContext:
-    return TraceContext(secrets.token_hex(16), secrets.token_hex(8), correlation_id or str(uuid.uuid4()))
+    return TraceContext(_random_hex(128), _random_hex(64), correlation_id or str(uuid.uuid4()))
 
 
 def from_headers(traceparent: str | None, correlation_id: str | None, causation_id: str | None = None) -> TraceContext:
@@ -39,8 +53,8 @@ def from_headers(traceparent: str | None, correlation_id: str | None, causation_
     # Called for every consumed event: draw only the random ids that are actually missing.
     match = _TRACEPARENT.match(traceparent or "")
     correlation_id = correlation_id or str(uuid.uuid4())
-    trace_id = match.group(1) if match else secrets.token_hex(16)
-    return TraceContext(trace_id, secrets.token_hex(8), correlation_id, causation_id)
+    trace_id = match.group(1) if match else _random_hex(128)
+    return TraceContext(trace_id, _random_hex(64), correlation_id, causation_id)
 
 
 _current: ContextVar[TraceContext | None] = ContextVar("orderflow_trace", default=None)

@@ -14,7 +14,7 @@ import contracts.inventory as events
 from contexts.inventory import domain
 from contexts.inventory.models import Reservation, StockAdjustment, StockItem
 from contracts import EventType
-from orderflow.messaging import outbox
+from orderflow.messaging import bulk, outbox
 from orderflow.messaging.bulk import json_rows
 from orderflow.tracing import TraceContext
 from orderflow.unit_of_work import unit_of_work
@@ -91,7 +91,7 @@ def orders_reserve(*, orders: Sequence[OrderToReserve]) -> list[domain.Reservati
         connection = connections[DB]
         quote = connection.ops.quote_name
         reservations, stock_items = quote(Reservation._meta.db_table), quote(StockItem._meta.db_table)
-        with connection.cursor() as cursor:
+        with bulk.PreparedCursor(DB) as cursor:
             # Batch parameters: uuids in an array literal (their text needs no quoting), rows as
             # one JSON document (see orderflow/messaging/bulk.py).
             cursor.execute(
@@ -246,7 +246,7 @@ def _reservations_change(orders: Sequence[OrderRef], *, eligible, to, change, re
         connection = connections[DB]
         quote = connection.ops.quote_name
         reservations, stock_items = quote(Reservation._meta.db_table), quote(StockItem._meta.db_table)
-        with connection.cursor() as cursor:
+        with bulk.PreparedCursor(DB) as cursor:
             cursor.execute(
                 f"SELECT order_id, status, lines::text FROM {reservations} "
                 "WHERE order_id = ANY(%s::uuid[]) ORDER BY order_id FOR UPDATE",

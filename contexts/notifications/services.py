@@ -25,7 +25,7 @@ from contexts.notifications.domain import Delivery, Kind, Recipient, delivery_fo
 from contexts.notifications.models import Contact, Notification
 from contexts.notifications.rendering import render
 from orderflow import tracing
-from orderflow.messaging import outbox
+from orderflow.messaging import bulk, outbox
 from orderflow.messaging.bulk import json_rows
 from orderflow.tracing import TraceContext
 from orderflow.unit_of_work import unit_of_work
@@ -166,7 +166,7 @@ def notifications_record(*, kind: Kind, orders: Sequence[OrderToNotify]) -> list
     with unit_of_work(DB):
         if not orders:
             return []
-        with connections[DB].cursor() as cursor:
+        with bulk.PreparedCursor(DB) as cursor:
             todo = _not_yet_notified(cursor, kind, orders)
             if not todo:
                 return []

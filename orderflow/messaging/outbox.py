@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from contracts import EventType
 from orderflow import tracing
-from orderflow.messaging.bulk import json_rows
+from orderflow.messaging import bulk
 from orderflow.messaging.kafka import topic_name
 
 
@@ -128,21 +128,21 @@ def record_many(*, entries: Sequence[Entry]) -> list[uuid.UUID]:
     quote = connections[context].ops.quote_name
     # The model's Python-side defaults (attempts, last_error; nulls) are spelled out here. Rows
     # keep the given order: `position` is drawn in the SELECT's order.
-    with connections[context].cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(model._meta.db_table)} "
-            f"({quote(model._meta.get_field('event_id').column)}, aggregatetype, aggregateid, type, payload, topic, "
-            "headers, occurred_at, attempts, last_error) "
-            "SELECT r.event_id, r.aggregatetype, r.aggregateid, r.type, r.payload, r.topic, r.headers, %s, 0, '' "
-            "FROM json_to_recordset(%s::json) AS r(n integer, event_id uuid, aggregatetype text, aggregateid text, "
-            "type text, payload jsonb, topic text, headers jsonb) ORDER BY r.n",
-            [
-                timezone.now(),
-                json_rows(
-                    ("n", "event_id", "aggregatetype", "aggregateid", "type", "payload", "topic", "headers"), rows
-                ),
-            ],
-        )
+    bulk.execute(
+        context,
+        f"INSERT INTO {quote(model._meta.db_table)} "
+        f"({quote(model._meta.get_field('event_id').column)}, aggregatetype, aggregateid, type, payload, topic, "
+        "headers, occurred_at, attempts, last_error) "
+        "SELECT r.event_id, r.aggregatetype, r.aggregateid, r.type, r.payload, r.topic, r.headers, %s, 0, '' "
+        "FROM json_to_recordset(%s::json) AS r(n integer, event_id uuid, aggregatetype text, aggregateid text, "
+        "type text, payload jsonb, topic text, headers jsonb) ORDER BY r.n",
+        [
+            timezone.now(),
+            bulk.json_rows(
+                ("n", "event_id", "aggregatetype", "aggregateid", "type", "payload", "topic", "headers"), rows
+            ),
+        ],
+    )
     kick_after_commit(context)
     return event_ids
 
