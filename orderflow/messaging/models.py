@@ -44,14 +44,20 @@ def outbox_indexes(prefix: str) -> list[models.Index]:
 
     - pending: the relay reads unpublished rows in position order (rows leave it when published);
     - published_at as BRIN: the hourly purge's range scan; publish times follow insertion order,
-      so a block-range index is tiny and nearly free to maintain;
+      so a block-range index is tiny and nearly free to maintain. Partial (published rows only):
+      a block range summarized while its rows were pending keeps "has nulls" after they are
+      published, so for the relay's `published_at IS NULL` the planner took the whole index as a
+      cheap bitmap and rechecked every block — a one-row claim read 4,347 blocks of a 70,000-row
+      outbox (3.5 ms) instead of 8 through the pending index (0.1 ms), slower as the outbox grew;
     - parked: the relay asks on every batch whether anything is parked (normally nothing).
     """
     return [
         models.Index(
             fields=["position"], name=f"{prefix}_outbox_pending", condition=models.Q(published_at__isnull=True)
         ),
-        BrinIndex(fields=["published_at"], name=f"{prefix}_outbox_published"),
+        BrinIndex(
+            fields=["published_at"], name=f"{prefix}_outbox_published", condition=models.Q(published_at__isnull=False)
+        ),
         models.Index(
             fields=["aggregatetype", "aggregateid"],
             name=f"{prefix}_outbox_parked",
