@@ -122,19 +122,22 @@ def orders_reserve(*, orders: Sequence[OrderToReserve]) -> list[domain.Reservati
                 rows.append((order.order_id, _reservation_status(outcome), _lines_payload(outcome.lines)))
             now = timezone.now()
             changed = [(sku, item.reserved) for sku, item in stock.items() if item.reserved != before[sku]]
-            if changed:
+            # Three writes nothing reads back: PostgreSQL runs the first two while the outbox rows
+            # are built (about a tenth of a batch's time, measured with 500 orders).
+            with bulk.pipelined(DB):
+                if changed:
+                    cursor.execute(
+                        f"UPDATE {stock_items} AS s SET reserved = r.reserved, updated_at = %s "
+                        "FROM json_to_recordset(%s::json) AS r(sku text, reserved integer) WHERE s.sku = r.sku",
+                        [now, json_rows(("sku", "reserved"), changed)],
+                    )
                 cursor.execute(
-                    f"UPDATE {stock_items} AS s SET reserved = r.reserved, updated_at = %s "
-                    "FROM json_to_recordset(%s::json) AS r(sku text, reserved integer) WHERE s.sku = r.sku",
-                    [now, json_rows(("sku", "reserved"), changed)],
+                    f"INSERT INTO {reservations} (order_id, status, lines, created_at, updated_at) "
+                    "SELECT r.order_id, r.status, r.lines, %s, %s "
+                    "FROM json_to_recordset(%s::json) AS r(order_id uuid, status text, lines jsonb)",
+                    [now, now, json_rows(("order_id", "status", "lines"), rows)],
                 )
-            cursor.execute(
-                f"INSERT INTO {reservations} (order_id, status, lines, created_at, updated_at) "
-                "SELECT r.order_id, r.status, r.lines, %s, %s "
-                "FROM json_to_recordset(%s::json) AS r(order_id uuid, status text, lines jsonb)",
-                [now, now, json_rows(("order_id", "status", "lines"), rows)],
-            )
-        outbox.record_many(entries=replies)
+                outbox.record_many(entries=replies)
         return outcomes
 
 

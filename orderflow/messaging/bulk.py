@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -79,3 +80,19 @@ def execute(alias: str, sql: str, params: Sequence[Any] | dict[str, Any], *, fet
     with PreparedCursor(alias) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall() if fetch else None
+
+
+@contextmanager
+def pipelined(alias: str) -> Iterator[None]:
+    """Send the statements of the block without waiting for each one's answer (psycopg's pipeline
+    mode), so PostgreSQL executes them while Python goes on with the next; the block's end waits for
+    all of them, and a failed one raises there as a django.db error.
+
+    Only for statements whose results nothing reads inside the block — writes through a
+    `PreparedCursor` or a raw cursor: an ORM save or update reads the row count, which a pipeline
+    knows only at its end.
+    """
+    connection = connections[alias]
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.pipeline():
+        yield
