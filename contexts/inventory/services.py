@@ -275,24 +275,27 @@ def _reservations_change(orders: Sequence[OrderRef], *, eligible, to, change, re
             for _order, status, lines in todo:
                 change(status, lines, stock)
             now = timezone.now()
-            cursor.execute(
-                f"UPDATE {stock_items} AS s SET on_hand = r.on_hand, reserved = r.reserved, updated_at = %s "
-                "FROM json_to_recordset(%s::json) AS r(sku text, on_hand integer, reserved integer) "
-                "WHERE s.sku = r.sku",
-                [
-                    now,
-                    json_rows(("sku", "on_hand", "reserved"), [(i.sku, i.on_hand, i.reserved) for i in stock.values()]),
-                ],
-            )
-            cursor.execute(
-                f"UPDATE {reservations} SET status = %s, updated_at = %s WHERE order_id = ANY(%s::uuid[])",
-                [to.value, now, "{" + ",".join(str(order.order_id) for order, _status, _lines in todo) + "}"],
-            )
-        replies = []
-        for order, status, lines in todo:
-            event_type, data = reply(str(order.order_id), status, lines)
-            replies.append(outbox.Entry(event_type, str(order.order_id), data, order.trace))
-        outbox.record_many(entries=replies)
+            replies = []
+            for order, status, lines in todo:
+                event_type, data = reply(str(order.order_id), status, lines)
+                replies.append(outbox.Entry(event_type, str(order.order_id), data, order.trace))
+            with bulk.pipelined(DB):  # three writes nothing reads back, one round trip
+                cursor.execute(
+                    f"UPDATE {stock_items} AS s SET on_hand = r.on_hand, reserved = r.reserved, updated_at = %s "
+                    "FROM json_to_recordset(%s::json) AS r(sku text, on_hand integer, reserved integer) "
+                    "WHERE s.sku = r.sku",
+                    [
+                        now,
+                        json_rows(
+                            ("sku", "on_hand", "reserved"), [(i.sku, i.on_hand, i.reserved) for i in stock.values()]
+                        ),
+                    ],
+                )
+                cursor.execute(
+                    f"UPDATE {reservations} SET status = %s, updated_at = %s WHERE order_id = ANY(%s::uuid[])",
+                    [to.value, now, "{" + ",".join(str(order.order_id) for order, _status, _lines in todo) + "}"],
+                )
+                outbox.record_many(entries=replies)
         return [order.order_id for order, _status, _lines in todo]
 
 

