@@ -74,7 +74,7 @@ def captured(aliases: list[str], action) -> dict[str, Any]:
     for ctx in contexts:
         ctx.__enter__()
     try:
-        action()  # server-side prepared statements included: orderflow.messaging.bulk.execute logs them
+        action()  # prepared statements included: orderflow.messaging.bulk.PreparedCursor logs them
     finally:
         for ctx in contexts:
             ctx.__exit__(None, None, None)

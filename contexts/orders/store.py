@@ -42,7 +42,8 @@ def _table(model) -> str:
 
 def replicas(*, customer_id: uuid.UUID, skus: list[str]) -> tuple[bool | None, dict[str, domain.PriceQuote]]:
     """(is the customer active — None if orders has not heard of them yet, {sku: quote})."""
-    rows = _execute(
+    rows = bulk.execute(
+        DB,
         f"SELECT sku, price_amount, price_currency, active FROM {_table(ProductPrice)} WHERE sku = ANY(%s) "
         f"UNION ALL SELECT NULL, NULL, NULL, active FROM {_table(CustomerStatus)} WHERE customer_id = %s",
         [skus, customer_id],
@@ -153,10 +154,4 @@ def insert_placed(
     }
     if idempotency:
         document["idempotency_key"], document["request_hash"] = idempotency
-    _execute(sql, [json.dumps(document, separators=(",", ":"))])
-
-
-def _execute(sql: str, params: dict | list, *, fetch: bool = False) -> list[tuple] | None:
-    """This module's two statements run on every order: prepared once per connection (see
-    `orderflow.messaging.bulk.execute`)."""
-    return bulk.execute(DB, sql, params, fetch=fetch)
+    bulk.execute(DB, sql, [json.dumps(document, separators=(",", ":"))])

@@ -61,10 +61,6 @@ class PreparedCursor:
         with self.db.wrap_database_errors:
             return self._cursor.fetchone()
 
-    @property
-    def rowcount(self) -> int:
-        return self._cursor.rowcount
-
     def close(self) -> None:
         self._cursor.close()
 
