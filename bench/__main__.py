@@ -103,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
             for k in (
                 "KAFKA_EXTRA_CONFIG",
                 "KAFKA_CONSUMER_FETCH_WAIT_MAX_MS",
+                "KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT",
                 "WEB_CONCURRENCY",
                 "GUNICORN_CMD_ARGS",
                 "BENCH_LOADGEN",

@@ -37,7 +37,14 @@ from orderflow.faults import crash_point
 from orderflow.messaging import deadletters
 from orderflow.messaging.envelope import Envelope, MalformedEvent
 from orderflow.messaging.inbox import claim, claim_many
-from orderflow.messaging.kafka import consumer_config, dlq_topic, producer_config, retry_topic, topic_name
+from orderflow.messaging.kafka import (
+    consumer_config,
+    dlq_topic,
+    fetch_wait_max_ms,
+    producer_config,
+    retry_topic,
+    topic_name,
+)
 from orderflow.messaging.retry import Delivery, ParkedKeys, delivery_of, now_ms, retry_headers
 from orderflow.unit_of_work import all_or_nothing
 
@@ -129,7 +136,7 @@ class ContextConsumer:
         # (context, name) pairs we handle: a newer version of one of them is a permanent failure,
         # anything else on these topics is not for us and is skipped.
         self._subscribed_names = {(registry.get(t).context, registry.get(t).name) for t in self.handlers}
-        self._config = consumer_config(self.name, **(config or {}))
+        self._config = consumer_config(self.name, **{"fetch.wait.max.ms": fetch_wait_max_ms(context), **(config or {})})
         self._producer: Producer | None = None
         self.parked = ParkedKeys(context, self.name)
         self._paused: dict[tuple[str, int], int] = {}  # retry partitions waiting until (epoch ms)

@@ -56,6 +56,13 @@ def relay_producer_config(**overrides) -> dict:
     return producer_config(**{"linger.ms": 20, "delivery.report.only.error": True, **overrides})
 
 
+def fetch_wait_max_ms(context: str) -> int:
+    """How long `context`'s consumer lets a fetch wait on the broker: its own setting, if it has one
+    (KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT), else KAFKA_CONSUMER_FETCH_WAIT_MAX_MS."""
+    default = settings.KAFKA_CONSUMER_FETCH_WAIT_MAX_MS
+    return int(settings.KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT.get(context, default))
+
+
 def consumer_config(group_id: str, **overrides) -> dict:
     return {
         **base_config(),

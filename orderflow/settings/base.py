@@ -116,6 +116,8 @@ KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_CONSUMER_HEARTBEAT_INTERVA
 # How long a fetch may wait on the broker for new data. Kafka answers as soon as data arrives, so
 # the default costs no latency there; the embedded Tansu broker waits it out (see dev settings).
 KAFKA_CONSUMER_FETCH_WAIT_MAX_MS = env.int("KAFKA_CONSUMER_FETCH_WAIT_MAX_MS", default=500)
+# Per-context exceptions to it, e.g. KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT=notifications=100,orders=20.
+KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT = env.dict("KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT", default={})
 # Extra librdkafka options, e.g. security settings in production: KAFKA_EXTRA_CONFIG=k=v,k=v
 KAFKA_EXTRA_CONFIG = env.dict("KAFKA_EXTRA_CONFIG", default={})
 # How long the producer keeps trying to deliver before the relay parks the event.

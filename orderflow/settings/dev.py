@@ -12,6 +12,13 @@ KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_CONSUMER_HEARTBEAT_INTERVA
 # Tansu does not answer a fetch early when data arrives: a long fetch wait is pure latency per hop
 # (measured: ~250 ms at 500, ~7 ms at 10).
 KAFKA_CONSUMER_FETCH_WAIT_MAX_MS = env.int("KAFKA_CONSUMER_FETCH_WAIT_MAX_MS", default=10)
+# Except notifications, which no saga step waits for: Tansu lists every record batch stored in a
+# partition on each fetch that finds new data there, so each consumer of a busy topic costs it
+# work that grows with the topic (docs/benchmarks.md, seventh round). At 100 ms the notifications
+# consumer fetches a tenth as often, and takes its events ten times fewer, larger batches.
+KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT = env.dict(
+    "KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT", default={"notifications": 100}
+)
 # One partition per topic: the embedded stack runs one consumer per context, so more partitions
 # buy no parallelism, and Tansu's cost is per partition fetched — every consumer fetches every
 # 10 ms (above). Measured idle, four consumers: Tansu 0.67 cores with 6 partitions, 0.25 with 1;
