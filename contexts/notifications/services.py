@@ -2,7 +2,7 @@
 
 One notification per (order, kind): the row is unique and inserted in the consumer's transaction,
 so a redelivered or re-published order event finds it and does nothing. The email goes out only
-after that commit, in `notification_deliver` (see there for why it never sends twice at once).
+after that commit, in `notifications_deliver` (see there for why it never sends twice at once).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
@@ -35,6 +35,8 @@ DB = "notifications"
 # to it so the two rarely meet (when they do, the row lock decides).
 RETRY_AFTER = timedelta(seconds=10)
 RETRY_BATCH = 100
+# Notifications sent in one transaction at most: bounds how many a crash mid-send sends twice.
+DELIVER_CHUNK = 50
 
 log = logging.getLogger(__name__)
 
@@ -277,77 +279,123 @@ def _uuid_array(ids: Iterable[uuid.UUID]) -> str:
 def _deliver_after_commit(sends: list[tuple[uuid.UUID, TraceContext]]) -> None:
     """Send these notifications, in order, once the transaction commits (one hook for them all).
 
-    Each is sent under the trace it was recorded under, so its NotificationSent continues the
-    trace of the event that caused it: the hook runs at the commit, and in a consumer's batch
-    transaction that is after every handler has left its event's trace.
+    Each NotificationSent continues the trace its notification was recorded under: the hook runs
+    at the commit, and in a consumer's batch transaction that is after every handler has left its
+    event's trace.
     """
     if sends:
-        transaction.on_commit(partial(_deliver_each, sends), using=DB)
+        transaction.on_commit(partial(_deliver_all, sends), using=DB)
 
 
-def _deliver_each(sends: list[tuple[uuid.UUID, TraceContext]]) -> None:
-    for notification_id, trace in sends:
+def _deliver_all(sends: list[tuple[uuid.UUID, TraceContext]]) -> None:
+    for start in range(0, len(sends), DELIVER_CHUNK):
         # A failure after our commit must not surface as the handler's failure (the consumer
         # would dead-letter an event whose effect is already committed), nor stop the other
-        # sends; the retry task covers it.
+        # chunks; the retry task covers it.
         try:
-            with tracing.use(trace):
-                notification_deliver(notification_id=notification_id)
+            notifications_deliver(sends=sends[start : start + DELIVER_CHUNK])
         except Exception:
-            log.exception("post-commit send of notification %s failed; the retry task will send it", notification_id)
+            log.exception("post-commit send of %d notification(s) failed; the retry task will send them", len(sends))
 
 
 def notification_deliver(*, notification_id: uuid.UUID) -> bool:
-    """Send one addressed, unsent notification. True if this call sent it.
+    """Send one addressed, unsent notification. True if this call sent it."""
+    return notifications_deliver(sends=[(notification_id, None)]) == 1
 
-    The row stays locked (SKIP LOCKED for others) from before the send until sent_at and the
-    NotificationSent outbox row commit together, so the post-commit send and the retry task never
-    both send it, and NotificationSent means the mail server accepted the message. The one window
-    left: a crash after the server accepted it and before this commit leaves it unsent, and it is
-    sent again (at-least-once email; its fixed Message-ID lets mail clients fold the duplicate).
+
+def notifications_deliver(*, sends: Sequence[tuple[uuid.UUID, TraceContext | None]]) -> int:
+    """Send the addressed, unsent ones of these notifications, in order, over one connection to
+    the mail server; returns how many this call sent. `sends` pairs each id with the trace its
+    NotificationSent continues (None: the current one).
+
+    The rows stay locked (SKIP LOCKED for others) from before the sends until their sent_at and
+    NotificationSent outbox rows commit together, so the post-commit send and the retry task never
+    both send one, and NotificationSent means the mail server accepted the message. A send that
+    fails leaves its notification unsent with the error, for the retry task, and the others go on.
+    The one window left: a crash after the server accepted messages and before this commit leaves
+    them unsent, and they are sent again (at-least-once email; each message's fixed Message-ID lets
+    mail clients fold the duplicate) — which is why callers pass at most DELIVER_CHUNK at a time.
+    One transaction, one connection, one UPDATE and one outbox INSERT for all of them: a
+    consumer's batch of order events is sent at once instead of a transaction (and, with SMTP, a
+    connection) per email.
     """
+    traces = dict(sends)
     with unit_of_work(DB):
-        notification = (
-            Notification.objects.using(DB)
+        locked = {
+            notification.id: notification
+            for notification in Notification.objects.using(DB)
             .select_for_update(skip_locked=True)
-            .filter(id=notification_id, sent_at__isnull=True, to_email__isnull=False)
-            .first()
+            .filter(id__in=list(traces), sent_at__isnull=True, to_email__isnull=False)
+        }
+        # Already sent, not addressed, or being sent right now elsewhere: left out.
+        notifications = [locked[notification_id] for notification_id in traces if notification_id in locked]
+        if not notifications:
+            return 0
+        sent = _send_all(notifications)
+        Notification.objects.using(DB).bulk_update(notifications, ["attempts", "last_error", "sent_at"])
+        outbox.record_many(
+            entries=[
+                outbox.Entry(
+                    events.NotificationSent,
+                    str(notification.id),
+                    {
+                        "notification_id": str(notification.id),
+                        "order_id": str(notification.order_id),
+                        "customer_id": str(notification.customer_id),
+                        "kind": notification.kind,
+                    },
+                    traces[notification.id],
+                )
+                for notification in sent
+            ]
         )
-        if notification is None:
-            return False  # already sent, not addressed, or being sent right now elsewhere
-        notification.attempts += 1
-        try:
-            _send(notification)
-        except Exception as exc:  # mail server down, address refused...: stays unsent, retried later
-            notification.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-            notification.save(using=DB, update_fields=["attempts", "last_error"])
-            log.warning("notification %s not sent (attempt %d): %s", notification.id, notification.attempts, exc)
-            return False
-        notification.sent_at = timezone.now()
-        notification.last_error = ""
-        notification.save(using=DB, update_fields=["attempts", "last_error", "sent_at"])
-        outbox.record(
-            event_type=events.NotificationSent,
-            aggregate_id=str(notification.id),
-            data={
-                "notification_id": str(notification.id),
-                "order_id": str(notification.order_id),
-                "customer_id": str(notification.customer_id),
-                "kind": notification.kind,
-            },
-        )
-    return True
+    return len(sent)
 
 
-def _send(notification: Notification) -> None:
+def _send_all(notifications: list[Notification]) -> list[Notification]:
+    """Send each over one mail connection, counting the attempt and setting sent_at or last_error;
+    returns those the server accepted. A connection that cannot be opened fails them all."""
+    connection = get_connection()
+    try:
+        connection.open()
+    except Exception as exc:  # mail server down: all stay unsent, retried later
+        opened, error = False, exc
+    else:
+        opened, error = True, None
+    sent = []
+    try:
+        for notification in notifications:
+            notification.attempts += 1
+            try:
+                if not opened:
+                    raise error
+                _message(notification, connection).send()
+            except Exception as exc:  # address refused, connection lost...: stays unsent, retried later
+                notification.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+                log.warning("notification %s not sent (attempt %d): %s", notification.id, notification.attempts, exc)
+            else:
+                notification.sent_at = timezone.now()
+                notification.last_error = ""
+                sent.append(notification)
+    finally:
+        if opened:
+            try:
+                connection.close()
+            except Exception as exc:  # the messages were accepted; a failed QUIT changes nothing
+                log.warning("closing the mail connection: %s", exc)
+    return sent
+
+
+def _message(notification: Notification, connection) -> EmailMessage:
     domain = parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or "orderflow.local"
-    EmailMessage(
+    return EmailMessage(
         subject=notification.subject,
         body=notification.body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[notification.to_email],
         headers={"Message-ID": f"<notification-{notification.id}@{domain}>"},
-    ).send()
+        connection=connection,
+    )
 
 
 def notifications_deliver_due(*, older_than: timedelta = RETRY_AFTER, limit: int = RETRY_BATCH) -> int:
@@ -361,4 +409,10 @@ def notifications_deliver_due(*, older_than: timedelta = RETRY_AFTER, limit: int
         .order_by("attempts", "created_at")
         .values_list("id", flat=True)[:limit]
     )
-    return sum(notification_deliver(notification_id=notification_id) for notification_id in list(due))
+    due_ids = list(due)
+    return sum(
+        notifications_deliver(
+            sends=[(notification_id, None) for notification_id in due_ids[start : start + DELIVER_CHUNK]]
+        )
+        for start in range(0, len(due_ids), DELIVER_CHUNK)
+    )
