@@ -36,7 +36,7 @@ DB = "notifications"
 RETRY_AFTER = timedelta(seconds=10)
 RETRY_BATCH = 100
 # Notifications sent in one transaction at most: bounds how many a crash mid-send sends twice.
-DELIVER_CHUNK = 50
+DELIVER_CHUNK = 20
 
 log = logging.getLogger(__name__)
 
