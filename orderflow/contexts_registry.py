@@ -30,6 +30,23 @@ def parse_hosted(value: str | None) -> tuple[str, ...]:
     return tuple(n for n in ALL_CONTEXTS if n in names)
 
 
+def per_context_ms(setting: str, values: dict[str, str]) -> dict[str, int]:
+    """Parse a per-context setting of milliseconds ({"notifications": "100"}) into known context
+    names and non-negative integers; anything else is refused with the setting's name."""
+    unknown = [name for name in values if name not in ALL_CONTEXTS]
+    if unknown:
+        raise ValueError(f"{setting} names unknown context(s) {', '.join(unknown)}; known: {', '.join(ALL_CONTEXTS)}")
+    parsed = {}
+    for name, value in values.items():
+        try:
+            parsed[name] = int(value)
+        except (TypeError, ValueError):
+            parsed[name] = -1
+        if parsed[name] < 0:
+            raise ValueError(f"{setting}: {name}={value!r} is not a whole number of milliseconds")
+    return parsed
+
+
 def context_queue(context: str) -> str:
     """The Celery queue of a context's tasks. In service mode a worker hosts one context and must
     never receive another context's relay (it has no access to that database)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from functools import partial
@@ -288,14 +288,20 @@ def _deliver_after_commit(sends: list[tuple[uuid.UUID, TraceContext]]) -> None:
 
 
 def _deliver_all(sends: list[tuple[uuid.UUID, TraceContext]]) -> None:
-    for start in range(0, len(sends), DELIVER_CHUNK):
+    for chunk in _chunks(sends):
         # A failure after our commit must not surface as the handler's failure (the consumer
         # would dead-letter an event whose effect is already committed), nor stop the other
         # chunks; the retry task covers it.
         try:
-            notifications_deliver(sends=sends[start : start + DELIVER_CHUNK])
+            notifications_deliver(sends=chunk)
         except Exception:
-            log.exception("post-commit send of %d notification(s) failed; the retry task will send them", len(sends))
+            log.exception("post-commit send of %d notification(s) failed; the retry task will send them", len(chunk))
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """At most DELIVER_CHUNK at a time: the most a crash mid-send can send twice."""
+    for start in range(0, len(items), DELIVER_CHUNK):
+        yield items[start : start + DELIVER_CHUNK]
 
 
 def notification_deliver(*, notification_id: uuid.UUID) -> bool:
@@ -359,31 +365,33 @@ def _send_all(notifications: list[Notification]) -> list[Notification]:
     try:
         connection.open()
     except Exception as exc:  # mail server down: all stay unsent, retried later
-        opened, error = False, exc
-    else:
-        opened, error = True, None
+        for notification in notifications:
+            _not_sent(notification, exc)
+        return []
     sent = []
     try:
         for notification in notifications:
-            notification.attempts += 1
             try:
-                if not opened:
-                    raise error
                 _message(notification, connection).send()
             except Exception as exc:  # address refused, connection lost...: stays unsent, retried later
-                notification.last_error = f"{type(exc).__name__}: {exc}"[:2000]
-                log.warning("notification %s not sent (attempt %d): %s", notification.id, notification.attempts, exc)
+                _not_sent(notification, exc)
             else:
+                notification.attempts += 1
                 notification.sent_at = timezone.now()
                 notification.last_error = ""
                 sent.append(notification)
     finally:
-        if opened:
-            try:
-                connection.close()
-            except Exception as exc:  # the messages were accepted; a failed QUIT changes nothing
-                log.warning("closing the mail connection: %s", exc)
+        try:
+            connection.close()
+        except Exception as exc:  # the messages were accepted; a failed QUIT changes nothing
+            log.warning("closing the mail connection: %s", exc)
     return sent
+
+
+def _not_sent(notification: Notification, exc: Exception) -> None:
+    notification.attempts += 1
+    notification.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+    log.warning("notification %s not sent (attempt %d): %s", notification.id, notification.attempts, exc)
 
 
 def _message(notification: Notification, connection) -> EmailMessage:
@@ -409,10 +417,6 @@ def notifications_deliver_due(*, older_than: timedelta = RETRY_AFTER, limit: int
         .order_by("attempts", "created_at")
         .values_list("id", flat=True)[:limit]
     )
-    due_ids = list(due)
     return sum(
-        notifications_deliver(
-            sends=[(notification_id, None) for notification_id in due_ids[start : start + DELIVER_CHUNK]]
-        )
-        for start in range(0, len(due_ids), DELIVER_CHUNK)
+        notifications_deliver(sends=chunk) for chunk in _chunks([(notification_id, None) for notification_id in due])
     )

@@ -59,8 +59,7 @@ def relay_producer_config(**overrides) -> dict:
 def fetch_wait_max_ms(context: str) -> int:
     """How long `context`'s consumer lets a fetch wait on the broker: its own setting, if it has one
     (KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT), else KAFKA_CONSUMER_FETCH_WAIT_MAX_MS."""
-    default = settings.KAFKA_CONSUMER_FETCH_WAIT_MAX_MS
-    return int(settings.KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT.get(context, default))
+    return settings.KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT.get(context, settings.KAFKA_CONSUMER_FETCH_WAIT_MAX_MS)
 
 
 def consumer_config(group_id: str, **overrides) -> dict:

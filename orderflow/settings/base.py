@@ -10,7 +10,7 @@ from pathlib import Path
 
 import environ
 
-from orderflow.contexts_registry import context_queue, parse_hosted
+from orderflow.contexts_registry import context_queue, parse_hosted, per_context_ms
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -117,7 +117,9 @@ KAFKA_CONSUMER_HEARTBEAT_INTERVAL_MS = env.int("KAFKA_CONSUMER_HEARTBEAT_INTERVA
 # the default costs no latency there; the embedded Tansu broker waits it out (see dev settings).
 KAFKA_CONSUMER_FETCH_WAIT_MAX_MS = env.int("KAFKA_CONSUMER_FETCH_WAIT_MAX_MS", default=500)
 # Per-context exceptions to it, e.g. KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT=notifications=100,orders=20.
-KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT = env.dict("KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT", default={})
+KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT = per_context_ms(
+    "KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT", env.dict("KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT", default={})
+)
 # Extra librdkafka options, e.g. security settings in production: KAFKA_EXTRA_CONFIG=k=v,k=v
 KAFKA_EXTRA_CONFIG = env.dict("KAFKA_EXTRA_CONFIG", default={})
 # How long the producer keeps trying to deliver before the relay parks the event.

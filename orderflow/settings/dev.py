@@ -1,7 +1,7 @@
 """The embedded dev stack (`make run`): debug on, demo data allowed, fast broker timeouts."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, per_context_ms
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me-0123456789abcdef")
@@ -16,8 +16,9 @@ KAFKA_CONSUMER_FETCH_WAIT_MAX_MS = env.int("KAFKA_CONSUMER_FETCH_WAIT_MAX_MS", d
 # partition on each fetch that finds new data there, so each consumer of a busy topic costs it
 # work that grows with the topic (docs/benchmarks.md, seventh round). At 100 ms the notifications
 # consumer fetches a tenth as often, and takes its events ten times fewer, larger batches.
-KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT = env.dict(
-    "KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT", default={"notifications": 100}
+KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT = per_context_ms(
+    "KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT",
+    env.dict("KAFKA_CONSUMER_FETCH_WAIT_MAX_MS_BY_CONTEXT", default={"notifications": "100"}),
 )
 # One partition per topic: the embedded stack runs one consumer per context, so more partitions
 # buy no parallelism, and Tansu's cost is per partition fetched — every consumer fetches every
