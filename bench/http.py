@@ -2,10 +2,12 @@
 by the production server configuration (gunicorn, deploy/gunicorn.conf.py: gthread, 2×CPU+1
 workers × 4 threads) on fresh databases, closed loop at concurrency 16.
 
-Only gunicorn runs (no worker or consumers): the figure is the web tier's. Each order still does
-its whole request: JWT, validation, prices and customer status from the replicas, the order,
-lines, read model, timeline and outbox rows in one statement — and the worker's relay thread
-publishes it to Kafka, as in production (decision 21).
+Only gunicorn and the orders context's listening relay run (no worker or consumers): the figure is
+the web tier's. Each order still does its whole request: JWT, validation, prices and customer
+status from the replicas, the order, lines, read model, timeline and outbox rows in one statement
+— and the relay that the commit's notification wakes publishes it to Kafka, as the orders
+consumer's relay thread does in production (decision 43; `relay_outbox --listen` stands in for the
+consumer process, which would also consume).
 Rounds alternate baseline, orders, orders, baseline after a warm-up of each, so drift hits both.
 """
 
@@ -28,10 +30,10 @@ def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str,
     with env.sandbox(infra, "http") as box:
         stack.seed(box, stock=False)
         web_log = infra.log_dir / "http-web.log"
-        with stack.web_only(box, web_log) as (base, web):
+        with stack.web_only(box, web_log) as (base, web), stack.relay_only(box, web_log, "orders") as relay:
             token = stack.customer_token(base)
             servers = memory.server_pids(infra.components, env.VAR_DIR)
-            sampler = memory.Sampler(lambda: {"web": web.pid, **servers}).start()
+            sampler = memory.Sampler(lambda: {"web": web.pid, "relay": relay.pid, **servers}).start()
             headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
             targets = {
                 "baseline": f"{base}/bench/ping/",

@@ -97,6 +97,33 @@ def web_only(box: Sandbox, log_path: Path) -> Iterator[tuple[str, subprocess.Pop
         _stop_group(proc)
 
 
+@contextmanager
+def relay_only(box: Sandbox, log_path: Path, *contexts: str) -> Iterator[subprocess.Popen]:
+    """The listening relays of `contexts` in one process (`relay_outbox --listen`), as the
+    contexts' consumer processes would run them: what publishes the web tier's events when only
+    gunicorn runs. Ready once it printed that it relays."""
+    with log_path.open("ab") as out:
+        start = log_path.stat().st_size
+        proc = subprocess.Popen(
+            resolve_argv(processes.relay(*contexts)),
+            cwd=ROOT,
+            env=box.env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while b"relaying" not in log_path.read_bytes()[start:]:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the relay process did not start; see {log_path}")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        _stop_group(proc)
+
+
 def _wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:

@@ -85,12 +85,13 @@ access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
 
 def post_worker_init(worker):
-    # Each worker relays what its requests commit, in one relay thread per context (decision 21),
-    # and starts its Kafka producer now rather than on the first order. (Imported here, in the
-    # worker: Django is loaded by then; never in the master, which forks.)
+    # Without listening relays (decision 43), each worker relays what its requests commit, in one
+    # relay thread per context (decision 21), and starts its Kafka producer now rather than on the
+    # first order. (Imported here, in the worker: Django is loaded by then; never in the master,
+    # which forks.)
     from django.conf import settings
 
-    if settings.WEB_RELAY_INLINE:
+    if settings.WEB_RELAY_INLINE and not settings.OUTBOX_RELAY_LISTEN:
         from orderflow.messaging.kafka import warm_up_shared_producer
         from orderflow.messaging.outbox import relay_in_threads
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -10,14 +11,18 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
+import psycopg
 from django.apps import apps
+from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
 from contracts import EventType
 from orderflow import tracing
-from orderflow.messaging import bulk
+from orderflow.messaging import bulk, notify
 from orderflow.messaging.kafka import topic_name
+
+log = logging.getLogger(__name__)
 
 
 def outbox_model(context: str):
@@ -159,7 +164,12 @@ class _RelayKick:
 
 def kick_after_commit(context: str) -> None:
     """Kick the relay once the current transaction on `context` commits (at once in autocommit:
-    a single statement has committed when it returns). One kick per transaction."""
+    a single statement has committed when it returns). One kick per transaction.
+
+    With OUTBOX_RELAY_LISTEN nothing is needed: the commit's notification (messaging.notify)
+    wakes the context's listening relay, whichever process it runs in."""
+    if settings.OUTBOX_RELAY_LISTEN:
+        return
     connection = transaction.get_connection(context)
     # A consumer batch or a saga step can record many events in one transaction: one kick is enough.
     if not any(isinstance(func, _RelayKick) for _sids, func, _robust in connection.run_on_commit):
@@ -171,29 +181,87 @@ class _RelayThread(threading.Thread):
 
     A thread, so the committing loop (a consumer) never waits for the broker's acknowledgements;
     commits that land while it relays are taken by its next run, together. It has its own
-    database connection (Django's are per thread) and uses the process's shared producer."""
+    database connection (Django's are per thread) and uses the process's shared producer.
+
+    With OUTBOX_RELAY_LISTEN the commits that wake it are every process's: it LISTENs for the
+    outbox's commit notifications on a connection of its own (messaging.notify), and relays once
+    on (re)connecting for what committed before it listened. A lost connection is reopened after
+    LISTEN_RETRY_SECONDS; meanwhile beat's one-second run relays."""
+
+    LISTEN_POLL_SECONDS = 0.25  # how often a waiting listener looks at `wake` (stop, a local kick)
+    LISTEN_RETRY_SECONDS = 1.0
 
     def __init__(self, context: str) -> None:
         super().__init__(name=f"relay-{context}", daemon=True)
         self.context = context
         self.wake = threading.Event()
         self.stopping = threading.Event()
+        # Set once a LISTEN is in place and what committed before it was relayed (tests wait for it).
+        self.listening = threading.Event()
 
     def run(self) -> None:
         from django.db import connections as thread_connections
 
-        from orderflow.messaging.tasks import kick, relay_here
-
         try:
-            while True:
-                self.wake.wait()
-                self.wake.clear()
-                if not relay_here(self.context):
-                    kick(self.context)
-                if self.stopping.is_set() and not self.wake.is_set():
-                    return
+            if settings.OUTBOX_RELAY_LISTEN:
+                self._listen()
+            else:
+                self._on_wake()
         finally:
             thread_connections.close_all()
+
+    def _on_wake(self) -> None:
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            self._relay()
+            if self.stopping.is_set() and not self.wake.is_set():
+                return
+
+    def _listen(self) -> None:
+        listener = None
+        try:
+            while True:
+                if listener is None:
+                    listener = self._connect()
+                    if listener is None:  # PostgreSQL unreachable: beat relays meanwhile
+                        if self.stopping.wait(self.LISTEN_RETRY_SECONDS):
+                            return
+                        continue
+                    self.wake.clear()
+                    self._relay()  # what committed before the LISTEN
+                    self.listening.set()
+                try:
+                    heard = listener.wait(0 if self.wake.is_set() else self.LISTEN_POLL_SECONDS)
+                except psycopg.Error:
+                    log.warning("relay %s: lost the LISTEN connection; reconnecting", self.context, exc_info=True)
+                    self.listening.clear()
+                    listener.close()
+                    listener = None
+                    continue
+                if heard or self.wake.is_set():
+                    self.wake.clear()
+                    self._relay()
+                if self.stopping.is_set() and not self.wake.is_set():
+                    return  # after the run that stopping's wake asked for
+        finally:
+            self.listening.clear()
+            if listener is not None:
+                listener.close()
+
+    def _connect(self) -> notify.Listener | None:
+        try:
+            listener = notify.Listener(alias=self.context, table=outbox_model(self.context)._meta.db_table)
+        except psycopg.Error:
+            log.warning("relay %s: cannot LISTEN for commits; retrying", self.context, exc_info=True)
+            return None
+        return listener
+
+    def _relay(self) -> None:
+        from orderflow.messaging.tasks import kick, relay_here
+
+        if not relay_here(self.context):
+            kick(self.context)
 
 
 # This process's relay threads, by context: started by `inline_relay` (a consumer's context) or

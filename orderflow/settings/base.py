@@ -134,7 +134,13 @@ OUTBOX_RELAY_MAX_SECONDS = env.float("OUTBOX_RELAY_MAX_SECONDS", default=5.0)
 # Consumers relay their own context's outbox right after each commit (outbox.inline_relay), for
 # at most this long per commit; a worker takes over anything left.
 CONSUMER_RELAY_INLINE = env.bool("CONSUMER_RELAY_INLINE", default=True)
-# Web workers relay what their requests commit in a relay thread per context (outbox.relay_in_threads).
+# A context's relay thread (its consumer's, or `relay_outbox --listen`) LISTENs for the outbox's
+# commit notifications (messaging.notify), so a commit anywhere wakes it and other processes kick
+# nothing (decision 43); beat's one-second run covers a stopped listener. False: each commit kicks
+# its own process's relay thread, or queues a Celery run.
+OUTBOX_RELAY_LISTEN = env.bool("OUTBOX_RELAY_LISTEN", default=True)
+# Without OUTBOX_RELAY_LISTEN: web workers relay what their requests commit in a relay thread per
+# context (outbox.relay_in_threads) rather than queueing a Celery run per commit.
 WEB_RELAY_INLINE = env.bool("WEB_RELAY_INLINE", default=True)
 OUTBOX_RELAY_INLINE_MAX_SECONDS = env.float("OUTBOX_RELAY_INLINE_MAX_SECONDS", default=0.5)
 # Published rows are kept this long: a fresh broker (or a new cluster after a disaster) can be

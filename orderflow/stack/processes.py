@@ -20,3 +20,11 @@ def consumer(context: str) -> list[str]:
     if context not in ALL_CONTEXTS:
         raise ValueError(f"unknown context {context!r}")
     return ["python", "manage.py", "consume", context]
+
+
+def relay(*contexts: str) -> list[str]:
+    """A process of listening relays only (each consumer process already runs its context's)."""
+    unknown = [c for c in contexts if c not in ALL_CONTEXTS]
+    if unknown:
+        raise ValueError(f"unknown context(s) {unknown!r}")
+    return ["python", "manage.py", "relay_outbox", "--listen", *contexts]

@@ -96,7 +96,8 @@ def test_only_one_relay_per_context_at_a_time(kafka_ns):
     assert relay().published == 1
 
 
-def test_commit_hook_kicks_the_relay_through_celery(kafka_ns):
+def test_commit_hook_kicks_the_relay_through_celery(kafka_ns, settings):
+    settings.OUTBOX_RELAY_LISTEN = False  # decision 21's kicks (tests/integration/test_listening_relay.py: the default)
     client = redis.Redis.from_url(settings.REDIS_URL)
     queue = context_queue("catalog")
     client.delete(queue, f"orderflow:relay-kick:{kafka_ns}:catalog")
@@ -122,7 +123,8 @@ def test_purge_keeps_unpublished_and_recent_rows(kafka_ns):
     assert sorted(OutboxEvent.objects.using("catalog").values_list("aggregateid", flat=True)) == ["SKU-P2", "SKU-P9"]
 
 
-def test_a_consumer_process_relays_its_own_outbox_right_after_commit(kafka_ns):
+def test_a_consumer_process_relays_its_own_outbox_right_after_commit(kafka_ns, settings):
+    settings.OUTBOX_RELAY_LISTEN = False  # decision 21's kicks (tests/integration/test_listening_relay.py: the default)
     client = redis.Redis.from_url(settings.REDIS_URL)
     client.delete(context_queue("catalog"), f"orderflow:relay-kick:{kafka_ns}:catalog")
     with outbox.inline_relay("catalog"):

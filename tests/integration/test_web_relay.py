@@ -1,5 +1,6 @@
-"""A web worker relays its requests' events from a relay thread of its own (outbox.relay_in_threads,
-called in every gunicorn worker), not through a queued Celery task."""
+"""Without listening relays (OUTBOX_RELAY_LISTEN=false, decision 43), a web worker relays its
+requests' events from a relay thread of its own (outbox.relay_in_threads, called in every gunicorn
+worker), not through a queued Celery task."""
 
 from __future__ import annotations
 
@@ -15,6 +16,11 @@ from tests.fixtures.kafka import read_topic
 from tests.fixtures.relay import queued_relay_tasks
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _kicks(settings):
+    settings.OUTBOX_RELAY_LISTEN = False
 
 
 @pytest.fixture

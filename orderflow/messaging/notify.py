@@ -1,0 +1,72 @@
+"""Commit notifications of the outbox: whichever process commits an event, the context's relay
+hears of it at once (PostgreSQL LISTEN/NOTIFY) and relays it together with whatever else committed
+meanwhile.
+
+A trigger on each outbox table notifies the channel named after the table when rows are inserted
+(once per statement) or put back to unpublished (a republish, an admin retry). PostgreSQL delivers
+a notification only when its transaction commits and folds identical ones of a transaction into
+one, so a listener never hears of a row it cannot yet see. The trigger is created by a migration of
+each context (`trigger_operation`); the listening relay thread is outbox._RelayThread.
+"""
+
+from __future__ import annotations
+
+import psycopg
+from django.db import connections, migrations
+
+FUNCTION = "orderflow_outbox_notify"
+
+
+def channel(table: str) -> str:
+    """The channel an outbox table's commits are announced on: the table's name (unique within
+    its database, which is all LISTEN/NOTIFY spans)."""
+    return table
+
+
+def trigger_operation(table: str) -> migrations.RunSQL:
+    """The migration operation that makes `table` announce its commits."""
+    statement_trigger = f"{table}_notify_insert"
+    row_trigger = f"{table}_notify_unpublish"
+    return migrations.RunSQL(
+        sql=[
+            # TG_TABLE_NAME is the channel: one function serves every outbox table of a database.
+            f"CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN PERFORM pg_notify(TG_TABLE_NAME, ''); RETURN NULL; END $$",
+            f'CREATE TRIGGER "{statement_trigger}" AFTER INSERT ON "{table}" '
+            f"FOR EACH STATEMENT EXECUTE FUNCTION {FUNCTION}()",
+            # Row level, so that the relay's own claim (published_at set) announces nothing.
+            f'CREATE TRIGGER "{row_trigger}" AFTER UPDATE OF published_at ON "{table}" FOR EACH ROW '
+            f"WHEN (NEW.published_at IS NULL AND OLD.published_at IS NOT NULL) EXECUTE FUNCTION {FUNCTION}()",
+        ],
+        reverse_sql=[
+            f'DROP TRIGGER IF EXISTS "{row_trigger}" ON "{table}"',
+            f'DROP TRIGGER IF EXISTS "{statement_trigger}" ON "{table}"',
+        ],
+    )
+
+
+class Listener:
+    """A connection of its own to the context's database that LISTENs on the outbox's channel.
+
+    Not one of Django's connections: those are closed and reopened around requests and health
+    checks, and a LISTEN lives only as long as its session. Autocommit, so it is never left idle
+    in a transaction."""
+
+    def __init__(self, *, alias: str, table: str) -> None:
+        params = connections[alias].get_connection_params()
+        self.connection = psycopg.connect(**params, autocommit=True)
+        self.connection.execute(f'LISTEN "{channel(table)}"')
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a notification; True if one came. Every notification
+        already received is consumed with it: one relay run covers them all."""
+        heard = False
+        for _ in self.connection.notifies(timeout=timeout, stop_after=1):
+            heard = True
+        if heard:
+            for _ in self.connection.notifies(timeout=0):
+                pass
+        return heard
+
+    def close(self) -> None:
+        self.connection.close()
