@@ -8,8 +8,6 @@ import time
 
 import psycopg
 import pytest
-import redis
-from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connections
 
@@ -22,15 +20,14 @@ from orderflow.domain import Money
 from orderflow.messaging import outbox
 from orderflow.messaging.kafka import topic_name
 from tests.fixtures.kafka import read_topic
-from tests.fixtures.relay import queued_relay_tasks
+from tests.fixtures.relay import emptied_relay_queue, queued_relay_tasks
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
 
 @pytest.fixture
 def queue(kafka_ns):
-    client = redis.Redis.from_url(django_settings.REDIS_URL)
-    client.delete(context_queue("catalog"), f"orderflow:relay-kick:{kafka_ns}:catalog")
+    client = emptied_relay_queue("catalog", kafka_ns)
     yield client
     client.delete(context_queue("catalog"))
 
@@ -108,8 +105,7 @@ def thread_listener_pid() -> int | None:
 def test_a_placed_order_is_published_by_the_orders_relay_and_the_request_kicks_nothing(make_customer, kafka_ns):
     """What runs in production: the web worker commits the order and returns; the orders
     consumer's relay thread (here, this process's) hears the commit and publishes it."""
-    client = redis.Redis.from_url(django_settings.REDIS_URL)
-    client.delete(context_queue("orders"), f"orderflow:relay-kick:{kafka_ns}:orders")
+    client = emptied_relay_queue("orders", kafka_ns)
     ProductPrice.objects.using("orders").create(sku="SKU-L5", price_amount="2.00", price_currency="USD")
     _, api = make_customer()
     with outbox.inline_relay("orders"):

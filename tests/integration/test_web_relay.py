@@ -5,15 +5,13 @@ worker), not through a queued Celery task."""
 from __future__ import annotations
 
 import pytest
-import redis
-from django.conf import settings
 
 from contexts.orders.models import OutboxEvent, ProductPrice
 from orderflow.contexts_registry import context_queue
 from orderflow.messaging import outbox
 from orderflow.messaging.kafka import topic_name
 from tests.fixtures.kafka import read_topic
-from tests.fixtures.relay import queued_relay_tasks
+from tests.fixtures.relay import emptied_relay_queue, queued_relay_tasks
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
 
@@ -25,8 +23,7 @@ def _kicks(settings):
 
 @pytest.fixture
 def queue(kafka_ns):
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.delete(context_queue("orders"), f"orderflow:relay-kick:{kafka_ns}:orders")
+    client = emptied_relay_queue("orders", kafka_ns)
     yield client
     client.delete(context_queue("orders"))
 
