@@ -78,16 +78,7 @@ def web_only(box: Sandbox, log_path: Path) -> Iterator[tuple[str, subprocess.Pop
     """gunicorn alone (deploy/gunicorn.conf.py), its output straight to a file: no log pump in this
     process competes with the server for the CPU while it is measured."""
     port = free_port()
-    with log_path.open("ab") as out:
-        proc = subprocess.Popen(
-            resolve_argv(processes.WEB),
-            cwd=ROOT,
-            env={**box.env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-        )
+    proc = _spawn(processes.WEB, {**box.env, "GUNICORN_BIND": f"127.0.0.1:{port}"}, log_path)
     base = f"http://127.0.0.1:{port}"
     try:
         if not _wait_ready(f"{base}/health/ready", proc, timeout=90):
@@ -102,17 +93,8 @@ def relay_only(box: Sandbox, log_path: Path, *contexts: str) -> Iterator[subproc
     """The listening relays of `contexts` in one process (`relay_outbox --listen`), as the
     contexts' consumer processes would run them: what publishes the web tier's events when only
     gunicorn runs. Ready once it printed that it relays."""
-    with log_path.open("ab") as out:
-        start = log_path.stat().st_size
-        proc = subprocess.Popen(
-            resolve_argv(processes.relay(*contexts)),
-            cwd=ROOT,
-            env=box.env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-        )
+    start = log_path.stat().st_size if log_path.exists() else 0
+    proc = _spawn(processes.relay(*contexts), box.env, log_path)
     try:
         deadline = time.monotonic() + 60
         while b"relaying" not in log_path.read_bytes()[start:]:
@@ -122,6 +104,20 @@ def relay_only(box: Sandbox, log_path: Path, *contexts: str) -> Iterator[subproc
         yield proc
     finally:
         _stop_group(proc)
+
+
+def _spawn(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """A process of its own group, its output appended straight to `log_path`."""
+    with log_path.open("ab") as out:
+        return subprocess.Popen(
+            resolve_argv(argv),
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, timeout: float) -> bool:

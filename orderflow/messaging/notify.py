@@ -2,7 +2,8 @@
 hears of it at once (PostgreSQL LISTEN/NOTIFY) and relays it together with whatever else committed
 meanwhile.
 
-A trigger on each outbox table notifies the channel named after the table when rows are inserted
+A trigger on each outbox table notifies the channel named after the table (unique within its
+database, which is all LISTEN/NOTIFY spans) when rows are inserted
 (once per statement) or put back to unpublished (a republish, an admin retry). PostgreSQL delivers
 a notification only when its transaction commits and folds identical ones of a transaction into
 one, so a listener never hears of a row it cannot yet see. The trigger is created by a migration of
@@ -15,12 +16,6 @@ import psycopg
 from django.db import connections, migrations
 
 FUNCTION = "orderflow_outbox_notify"
-
-
-def channel(table: str) -> str:
-    """The channel an outbox table's commits are announced on: the table's name (unique within
-    its database, which is all LISTEN/NOTIFY spans)."""
-    return table
 
 
 def trigger_operation(table: str) -> migrations.RunSQL:
@@ -55,7 +50,7 @@ class Listener:
     def __init__(self, *, alias: str, table: str) -> None:
         params = connections[alias].get_connection_params()
         self.connection = psycopg.connect(**params, autocommit=True)
-        self.connection.execute(f'LISTEN "{channel(table)}"')
+        self.connection.execute(f'LISTEN "{table}"')
 
     def wait(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds for a notification; True if one came. Every notification

@@ -17,14 +17,16 @@ CREATE_TOPICS = ["python", "manage.py", "create_topics"]
 
 
 def consumer(context: str) -> list[str]:
-    if context not in ALL_CONTEXTS:
-        raise ValueError(f"unknown context {context!r}")
-    return ["python", "manage.py", "consume", context]
+    return ["python", "manage.py", "consume", *_known(context)]
 
 
 def relay(*contexts: str) -> list[str]:
     """A process of listening relays only (each consumer process already runs its context's)."""
+    return ["python", "manage.py", "relay_outbox", "--listen", *_known(*contexts)]
+
+
+def _known(*contexts: str) -> tuple[str, ...]:
     unknown = [c for c in contexts if c not in ALL_CONTEXTS]
     if unknown:
-        raise ValueError(f"unknown context(s) {unknown!r}")
-    return ["python", "manage.py", "relay_outbox", "--listen", *contexts]
+        raise ValueError(f"unknown context(s) {', '.join(map(repr, unknown))}")
+    return contexts

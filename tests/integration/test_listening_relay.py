@@ -128,6 +128,15 @@ def test_without_listening_a_commit_queues_a_worker_run(queue, settings):
     assert queued_relay_tasks(queue, "catalog") == 1
 
 
-def test_relay_outbox_refuses_a_context_it_does_not_host():
-    with pytest.raises(CommandError, match="shipping"):
-        call_command("relay_outbox", "shipping", "--listen")
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["relay_outbox", "shipping", "--listen"],
+        ["relay_outbox", "shipping"],
+        ["outbox_status", "catalog", "shipping"],
+        ["outbox_republish", "shipping"],
+    ],
+)
+def test_outbox_commands_refuse_a_context_they_do_not_host(argv):
+    with pytest.raises(CommandError, match="'shipping' not hosted by this process"):
+        call_command(*argv)

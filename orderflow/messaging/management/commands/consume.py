@@ -6,11 +6,12 @@ import signal
 from contextlib import nullcontext
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from orderflow.messaging import outbox
 from orderflow.messaging.consumer import ContextConsumer
 from orderflow.messaging.kafka import warm_up_shared_producer
+from orderflow.messaging.management.hosted import hosted_contexts
 
 
 class Command(BaseCommand):
@@ -21,11 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--group", help="consumer group id (default orderflow.<context>)")
 
     def handle(self, *args, context: str, group: str | None, **options):
-        if context not in settings.ORDERFLOW_CONTEXTS:
-            raise CommandError(
-                f"context {context!r} is not hosted by this process (ORDERFLOW_CONTEXTS: "
-                f"{', '.join(settings.ORDERFLOW_CONTEXTS)})"
-            )
+        hosted_contexts([context])
         consumer = ContextConsumer(context, group_id=group)
 
         def stop(signum, _frame):

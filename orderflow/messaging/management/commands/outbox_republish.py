@@ -6,9 +6,9 @@ restart, or a new Kafka cluster after a disaster). Consumers' inboxes skip what 
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from orderflow.messaging.management.hosted import hosted_contexts
 from orderflow.messaging.relay import republish_retained
 
 
@@ -19,6 +19,6 @@ class Command(BaseCommand):
         parser.add_argument("contexts", nargs="*", help="contexts (default: all hosted)")
 
     def handle(self, *args, contexts: list[str], **options):
-        for context in contexts or settings.ORDERFLOW_CONTEXTS:
+        for context in hosted_contexts(contexts):
             count = republish_retained(context=context)
             self.stdout.write(f"{context}: {count} event(s) queued for republishing")

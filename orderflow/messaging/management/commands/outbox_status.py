@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from orderflow.messaging.management.hosted import hosted_contexts
 from orderflow.messaging.status import context_status
 
 COLUMNS = [
@@ -30,7 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="machine-readable output")
 
     def handle(self, *args, contexts: list[str], json: bool = False, **options):
-        rows = [context_status(c).as_dict() for c in contexts or settings.ORDERFLOW_CONTEXTS]
+        rows = [context_status(c).as_dict() for c in hosted_contexts(contexts)]
         if json:
             self.stdout.write(_dumps(rows))
             return

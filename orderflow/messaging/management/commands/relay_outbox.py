@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from orderflow.messaging import outbox
 from orderflow.messaging.kafka import shared_producer, warm_up_shared_producer
+from orderflow.messaging.management.hosted import hosted_contexts
 from orderflow.messaging.relay import relay_outbox
 
 
@@ -30,13 +31,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, contexts: list[str], listen: bool, **options):
-        unknown = [c for c in contexts if c not in settings.ORDERFLOW_CONTEXTS]
-        if unknown:
-            raise CommandError(
-                f"context(s) {', '.join(unknown)} not hosted by this process "
-                f"(ORDERFLOW_CONTEXTS: {', '.join(settings.ORDERFLOW_CONTEXTS)})"
-            )
-        contexts = contexts or list(settings.ORDERFLOW_CONTEXTS)
+        contexts = hosted_contexts(contexts)
         if listen:
             self._listen(contexts)
             return

@@ -9,11 +9,11 @@ from __future__ import annotations
 import getpass
 
 from confluent_kafka import Producer
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from orderflow.messaging.deadletters import dead_letter_model, replay
 from orderflow.messaging.kafka import producer_config
+from orderflow.messaging.management.hosted import hosted_contexts
 
 
 class Command(BaseCommand):
@@ -26,8 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--by", default=None, help="who replays (default: the OS user)")
 
     def handle(self, *args, context: str, ids: list[int] | None, all: bool, by: str | None, **options):
-        if context not in settings.ORDERFLOW_CONTEXTS:
-            raise CommandError(f"context {context!r} is not hosted by this process")
+        hosted_contexts([context])
         if bool(ids) == bool(all):
             raise CommandError("give either --id N (one or more) or --all")
         if all:
