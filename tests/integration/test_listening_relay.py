@@ -4,6 +4,9 @@ publishes it at once, and the committing process queues no Celery run."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 
 import psycopg
@@ -20,6 +23,7 @@ from orderflow.domain import Money
 from orderflow.messaging import outbox
 from orderflow.messaging.kafka import topic_name
 from tests.fixtures.kafka import read_topic
+from tests.fixtures.processes import ROOT
 from tests.fixtures.relay import emptied_relay_queue, queued_relay_tasks
 
 pytestmark = pytest.mark.django_db(databases="__all__", transaction=True)
@@ -140,3 +144,33 @@ def test_without_listening_a_commit_queues_a_worker_run(queue, settings):
 def test_outbox_commands_refuse_a_context_they_do_not_host(argv):
     with pytest.raises(CommandError, match="'shipping' not hosted by this process"):
         call_command(*argv)
+
+
+def test_relay_outbox_listen_publishes_other_processes_commits_and_stops_on_sigterm(queue, test_db_env):
+    """The command as the HTTP benchmark and a split deployment run it: a process of its own that
+    publishes what this process commits, and on SIGTERM makes a last run and exits 0."""
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "relay_outbox", "--listen", "catalog"],
+        cwd=ROOT,
+        env=test_db_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert "relaying catalog as commits are announced" in process.stdout.readline()
+        deadline = time.monotonic() + 10
+        while thread_listener_pid() is None:  # its thread LISTENs after the line is printed
+            assert time.monotonic() < deadline, "relay_outbox --listen never LISTENed"
+            time.sleep(0.05)
+        catalog.product_add(sku="SKU-L6", name="Elsewhere", price=Money.of("1.00", "USD"))
+        assert _published("SKU-L6", within=10)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        process.kill()
+    assert "SIGTERM: a last run, then stopping" in process.stderr.read()
+    assert thread_listener_pid() is None  # its LISTEN session closed with it
+    assert queued_relay_tasks(queue, "catalog") == 0
+    (message,) = read_topic(topic_name("catalog.product"), expect=1, timeout=8, settle=1)
+    assert message.key() == b"SKU-L6"
