@@ -8,6 +8,11 @@ database, which is all LISTEN/NOTIFY spans) when rows are inserted
 a notification only when its transaction commits and folds identical ones of a transaction into
 one, so a listener never hears of a row it cannot yet see. The trigger is created by a migration of
 each context (`trigger_operation`); the listening relay thread is outbox._RelayThread.
+
+PostgreSQL serializes the commits of transactions that notified (benchmarks.md, ninth round), so
+a session of a process that does not listen (`OUTBOX_RELAY_LISTEN=false`, whose commits kick
+instead) turns the notification off for itself: `SETTING` = 'off', set when Django opens the
+connection (`silence_when_not_listening`), and the trigger then does nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +21,19 @@ import psycopg
 from django.db import connections, migrations
 
 FUNCTION = "orderflow_outbox_notify"
+SETTING = "orderflow.outbox_notify"  # a session's own switch: 'off' silences its commits
+
+# TG_TABLE_NAME is the channel: one function serves every outbox table of a database.
+_ALWAYS = "BEGIN PERFORM pg_notify(TG_TABLE_NAME, ''); RETURN NULL; END"
+# current_setting(…, true) is NULL in a session that never set it: notify unless told not to.
+_UNLESS_SILENCED = (
+    f"BEGIN IF current_setting('{SETTING}', true) IS DISTINCT FROM 'off' THEN "
+    "PERFORM pg_notify(TG_TABLE_NAME, ''); END IF; RETURN NULL; END"
+)
+
+
+def _function(body: str) -> str:
+    return f"CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ {body} $$"
 
 
 def trigger_operation(table: str) -> migrations.RunSQL:
@@ -24,9 +42,7 @@ def trigger_operation(table: str) -> migrations.RunSQL:
     row_trigger = f"{table}_notify_unpublish"
     return migrations.RunSQL(
         sql=[
-            # TG_TABLE_NAME is the channel: one function serves every outbox table of a database.
-            f"CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS $$ "
-            "BEGIN PERFORM pg_notify(TG_TABLE_NAME, ''); RETURN NULL; END $$",
+            _function(_ALWAYS),
             f'CREATE TRIGGER "{statement_trigger}" AFTER INSERT ON "{table}" '
             f"FOR EACH STATEMENT EXECUTE FUNCTION {FUNCTION}()",
             # Row level, so that the relay's own claim (published_at set) announces nothing.
@@ -38,6 +54,21 @@ def trigger_operation(table: str) -> migrations.RunSQL:
             f'DROP TRIGGER IF EXISTS "{statement_trigger}" ON "{table}"',
         ],
     )
+
+
+def silenceable_operation() -> migrations.RunSQL:
+    """The migration operation that lets a session turn its commits' notifications off (`SETTING`)."""
+    return migrations.RunSQL(sql=_function(_UNLESS_SILENCED), reverse_sql=_function(_ALWAYS))
+
+
+def silence_when_not_listening(sender, connection, **kwargs) -> None:
+    """`connection_created` receiver: a context's connection in a process whose commits kick their
+    relay (OUTBOX_RELAY_LISTEN off) sends no notifications, which nobody would wait for."""
+    from django.conf import settings
+
+    if not settings.OUTBOX_RELAY_LISTEN and connection.alias in settings.ORDERFLOW_CONTEXTS:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET {SETTING} = 'off'")
 
 
 class Listener:

@@ -20,7 +20,7 @@ from contexts.orders.models import OutboxEvent as OrderOutbox
 from contexts.orders.models import ProductPrice
 from orderflow.contexts_registry import context_queue
 from orderflow.domain import Money
-from orderflow.messaging import outbox
+from orderflow.messaging import notify, outbox
 from orderflow.messaging.kafka import topic_name
 from tests.fixtures.kafka import read_topic
 from tests.fixtures.processes import ROOT
@@ -130,6 +130,28 @@ def test_without_listening_a_commit_queues_a_worker_run(queue, settings):
     settings.OUTBOX_RELAY_LISTEN = False
     catalog.product_add(sku="SKU-L4", name="Kicked", price=Money.of("1.00", "USD"))
     assert queued_relay_tasks(queue, "catalog") == 1
+
+
+def test_a_process_that_does_not_listen_sends_no_notifications(queue, settings):
+    """Its commits kick their relay instead (decision 21); a NOTIFY would only serialize them
+    with every other notifying commit of the database (benchmarks.md, ninth round)."""
+    listener = notify.Listener(alias="catalog", table=OutboxEvent._meta.db_table)
+    try:
+        catalog.product_add(sku="SKU-L7", name="Announced", price=Money.of("1.00", "USD"))
+        assert listener.wait(5)
+        settings.OUTBOX_RELAY_LISTEN = False
+        connections["catalog"].close()  # the next one is opened silenced
+        catalog.product_add(sku="SKU-L8", name="Kicked", price=Money.of("1.00", "USD"))
+        assert not listener.wait(1)
+        assert queued_relay_tasks(queue, "catalog") == 1
+        # Another session is not silenced by this one.
+        with psycopg.connect(**connections["catalog"].get_connection_params(), autocommit=True) as other:
+            other.execute(f"UPDATE {OutboxEvent._meta.db_table} SET published_at = now()")
+            other.execute(f"UPDATE {OutboxEvent._meta.db_table} SET published_at = NULL WHERE aggregateid = 'SKU-L8'")
+        assert listener.wait(5)
+    finally:
+        listener.close()
+        connections["catalog"].close()  # later tests get a connection that notifies
 
 
 @pytest.mark.parametrize(
