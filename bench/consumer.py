@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 from confluent_kafka import Consumer, Producer
 from django.conf import settings
 from django.db import connections
@@ -118,10 +119,14 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
             while handled() < n and time.monotonic() < deadline and not finished.is_set():
                 if "first" not in marks and consumer.applied:
                     marks["first"], marks["applied_at_first"] = time.perf_counter(), consumer.applied
+                    marks["cpu_at_first"], marks["pg_cpu_at_first"] = _cpu_seconds(), _postgres_cpu_seconds()
                     if profile:
-                        stack.enter_context(profiling.record(os.getpid(), profile))
+                        # Wall clock (waits included) unless BENCH_PROFILE_CONSUMERS=cpu: on-CPU only.
+                        wall = os.environ.get("BENCH_PROFILE_CONSUMERS") != "cpu"
+                        stack.enter_context(profiling.record(os.getpid(), profile, idle=wall))
                 time.sleep(0.005)
-            marks["last"] = time.perf_counter()
+            marks["last"], marks["cpu_at_last"] = time.perf_counter(), _cpu_seconds()
+            marks["pg_cpu_at_last"] = _postgres_cpu_seconds()
         consumer.stop()
 
     watcher = threading.Thread(target=watch, name="bench-watch", daemon=True)
@@ -136,12 +141,19 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
         watcher.join()
     seconds = marks["last"] - marks.get("first", marks["last"])
     counted = consumer.applied - marks.get("applied_at_first", 0)
+    cpu = marks["cpu_at_last"] - marks.get("cpu_at_first", marks["cpu_at_last"])
+    pg_cpu = marks["pg_cpu_at_last"] - marks.get("pg_cpu_at_first", marks["pg_cpu_at_last"])
     return {
         "applied": consumer.applied,
         "skipped": consumer.skipped,
         "dead_lettered": consumer.dead_lettered,
         "seconds": round(seconds, 3),
         "events_per_s": round(counted / seconds, 1) if seconds > 0 else 0.0,
+        # The process's own CPU (both threads) per event: steadier than the rate on a shared
+        # machine, and what a change to the consumer's Python work moves.
+        "cpu_cores": round(cpu / seconds, 2) if seconds > 0 else 0.0,
+        "cpu_us_per_event": round(1e6 * cpu / counted, 1) if counted else 0.0,
+        "postgres_cpu_us_per_event": round(1e6 * pg_cpu / counted, 1) if counted else 0.0,
         "complete": handled() >= n,
     }
 
@@ -162,6 +174,23 @@ def verify(n: int) -> dict[str, int]:
             cursor.execute(query)
             counts[name] = cursor.fetchone()[0]
     return counts
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU of this process so far, every thread included."""
+    times = os.times()
+    return times.user + times.system
+
+
+def _postgres_cpu_seconds() -> float:
+    """User + system CPU of every PostgreSQL process on the machine so far (the bench's server;
+    an idle one beside it adds next to nothing)."""
+    total = 0.0
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        times = process.info["cpu_times"]
+        if process.info["name"] == "postgres" and times is not None:
+            total += times.user + times.system
+    return total
 
 
 # --- the raw consume rate -------------------------------------------------------------------------------------

@@ -3,13 +3,13 @@ the events they cause (so one order's saga can be followed across every context)
 
 from __future__ import annotations
 
-import random
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+
+from orderflow import ids
 
 _TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
 
@@ -18,13 +18,11 @@ def _random_hex(bits: int) -> str:
     """A random, non-zero W3C trace or span id of `bits` bits, as lowercase hex.
 
     Ids only need to be unique, not secret (OpenTelemetry's default generator draws them the same
-    way): `random` is seeded from the OS per process and reseeded after fork. `secrets` would make
-    a getrandom system call per id, which releases the GIL: two or three per consumed event, each
-    a chance for another thread to take the interpreter for up to the switch interval.
+    way, from a Mersenne Twister): see orderflow.ids for why not `secrets`.
     """
-    value = random.getrandbits(bits)
+    value = ids.random_bits(bits)
     while not value:  # all zeros is the invalid id
-        value = random.getrandbits(bits)
+        value = ids.random_bits(bits)
     return f"{value:0{bits // 4}x}"
 
 
@@ -45,14 +43,14 @@ class TraceContext:
 
 
 def new_root(*, correlation_id: str | None = None) -> TraceContext:
-    return TraceContext(_random_hex(128), _random_hex(64), correlation_id or str(uuid.uuid4()))
+    return TraceContext(_random_hex(128), _random_hex(64), correlation_id or str(ids.uuid4()))
 
 
 def from_headers(traceparent: str | None, correlation_id: str | None, causation_id: str | None = None) -> TraceContext:
     """Continue an incoming trace; a malformed or missing traceparent starts a new one."""
     # Called for every consumed event: draw only the random ids that are actually missing.
     match = _TRACEPARENT.match(traceparent or "")
-    correlation_id = correlation_id or str(uuid.uuid4())
+    correlation_id = correlation_id or str(ids.uuid4())
     trace_id = match.group(1) if match else _random_hex(128)
     return TraceContext(trace_id, _random_hex(64), correlation_id, causation_id)
 

@@ -18,7 +18,7 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from contracts import EventType
-from orderflow import tracing
+from orderflow import ids, tracing
 from orderflow.messaging import bulk, notify
 from orderflow.messaging.kafka import topic_name
 
@@ -69,7 +69,7 @@ def prepare(*, event_type: EventType, aggregate_id: str, data: dict[str, Any]) -
     event_type.validate(data)
     trace = tracing.current().child()
     return OutboxRow(
-        event_id=uuid.uuid4(),
+        event_id=ids.uuid4(),
         aggregatetype=event_type.aggregate,
         aggregateid=str(aggregate_id),
         type=event_type.type,
@@ -115,7 +115,7 @@ def record_many(*, entries: Sequence[Entry]) -> list[uuid.UUID]:
     for n, (event_type, aggregate_id, data, trace) in enumerate(entries):
         event_type.validate(data)
         headers = _headers((trace or tracing.current()).child())
-        event_id = uuid.uuid4()
+        event_id = ids.uuid4()
         event_ids.append(event_id)
         rows.append(
             (
