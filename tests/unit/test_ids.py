@@ -27,6 +27,8 @@ def test_seeding_the_global_random_does_not_repeat_ids():
 
 
 def test_a_forked_child_draws_other_ids_than_its_parent():
+    # One generator for event, trace and span ids: a child that kept its parent's state would draw
+    # the parent's next ids (web workers and Celery's pool are forked).
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: its first id, back to the parent

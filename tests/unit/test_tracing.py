@@ -21,20 +21,3 @@ def test_new_ids_are_well_formed_w3c_ids_and_do_not_repeat():
         assert tracing._TRACEPARENT.match(ctx.traceparent), ctx.traceparent
         assert ctx.trace_id != "0" * 32 and ctx.span_id != "0" * 16
     assert len({ctx.trace_id for ctx in ids}) == len(ids) and len({ctx.span_id for ctx in ids}) == len(ids)
-
-
-def test_a_forked_process_draws_other_ids_than_its_parent():
-    # Ids come from `random`; a child that inherited its parent's generator state unchanged would
-    # draw the parent's next ids (web workers and Celery's pool are forked).
-    import os
-
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: report its next span id and leave at once
-        os.write(write_end, tracing.new_root().span_id.encode())
-        os._exit(0)
-    os.close(write_end)
-    os.waitpid(pid, 0)
-    child_span = os.read(read_end, 64).decode()
-    os.close(read_end)
-    assert len(child_span) == 16 and child_span != tracing.new_root().span_id
