@@ -37,7 +37,7 @@ from django.conf import settings
 from django.db import connections
 
 import contracts.orders as order_events
-from bench import profiling, task
+from bench import memory, profiling, task
 from orderflow.messaging import outbox
 from orderflow.messaging.consumer import ContextConsumer
 from orderflow.messaging.envelope import Envelope
@@ -108,6 +108,9 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
     the consumer's internals) and profiles that stretch."""
     consumer = ContextConsumer(CONTEXT, group_id=f"bench.inventory.{uuid.uuid4().hex[:8]}")
     marks: dict[str, float] = {}
+    # PostgreSQL's CPU (its whole process tree), sampled at the first and the last event.
+    servers = {"postgres": _postmaster_pid()}
+    sampler = memory.Sampler(lambda: servers)
     finished = threading.Event()
 
     def handled() -> int:
@@ -119,14 +122,15 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
             while handled() < n and time.monotonic() < deadline and not finished.is_set():
                 if "first" not in marks and consumer.applied:
                     marks["first"], marks["applied_at_first"] = time.perf_counter(), consumer.applied
-                    marks["cpu_at_first"], marks["pg_cpu_at_first"] = _cpu_seconds(), _postgres_cpu_seconds()
+                    marks["cpu_at_first"] = _cpu_seconds()
+                    marks["pg_cpu_at_first"] = sampler.cpu_seconds().get("postgres", 0.0)
                     if profile:
                         # Wall clock (waits included) unless BENCH_PROFILE_CONSUMERS=cpu: on-CPU only.
                         wall = os.environ.get("BENCH_PROFILE_CONSUMERS") != "cpu"
                         stack.enter_context(profiling.record(os.getpid(), profile, idle=wall))
                 time.sleep(0.005)
             marks["last"], marks["cpu_at_last"] = time.perf_counter(), _cpu_seconds()
-            marks["pg_cpu_at_last"] = _postgres_cpu_seconds()
+            marks["pg_cpu_at_last"] = sampler.cpu_seconds().get("postgres", 0.0)
         consumer.stop()
 
     watcher = threading.Thread(target=watch, name="bench-watch", daemon=True)
@@ -182,15 +186,16 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
-def _postgres_cpu_seconds() -> float:
-    """User + system CPU of every PostgreSQL process on the machine so far (the bench's server;
-    an idle one beside it adds next to nothing)."""
-    total = 0.0
-    for process in psutil.process_iter(["name", "cpu_times"]):
-        times = process.info["cpu_times"]
-        if process.info["name"] == "postgres" and times is not None:
-            total += times.user + times.system
-    return total
+def _postmaster_pid() -> int | None:
+    """The benchmark's PostgreSQL server (the parent of this process's backend), for
+    `memory.Sampler`; None if it is not on this machine."""
+    with connections[CONTEXT].cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    try:
+        return psutil.Process(backend).ppid()
+    except psutil.Error:
+        return None
 
 
 # --- the raw consume rate -------------------------------------------------------------------------------------

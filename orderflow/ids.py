@@ -3,11 +3,11 @@
 `uuid.uuid4()` and `secrets` read the OS's random source once per id: a getrandom system call,
 which also releases the GIL to the consumer's relay thread. A consumer batch of 500 events draws
 500 event ids for its outbox rows; drawing them here cut the inventory consumer's CPU per event
-by 5-13% in paired runs (the tenth round of docs/benchmarks.md). These
-ids only need to be unique, not secret, so they come from a Mersenne Twister of this module's
-own: seeded from the OS, reseeded in every forked child (gunicorn, Celery's pool), and out of
-reach of code that seeds the global `random` (a test's `random.seed(0)` must never make two
-processes draw the same event ids).
+by 5-13% in paired runs (the tenth round of docs/benchmarks.md). These ids only need to be
+unique, not secret, so they come from a Mersenne Twister of this module's own: seeded from the
+OS, reseeded in every forked child (gunicorn, Celery's pool), and out of reach of code that
+seeds the global `random` (a test's `random.seed(0)` must never make two processes draw the
+same event ids).
 """
 
 from __future__ import annotations
