@@ -33,20 +33,20 @@ class StockItem:
         self.on_hand += delta
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Line:
     sku: str
     quantity: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Shortage:
     sku: str
     requested: int
     available: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ReservationOutcome:
     order_id: uuid.UUID
     lines: tuple[Line, ...]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 import psycopg
 from django.db import connections
 
@@ -20,8 +20,12 @@ def json_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     database's work on it, and its text changes with the row count. One json.dumps (in C) of the
     batch and a short, constant statement (prepared once: `PreparedCursor`) cost a fraction of
     that; PostgreSQL parses the document at about 1 µs per row.
+
+    Encoded by orjson (decision 45): a quarter of the standard library's time for these rows, and
+    it writes uuids, datetimes (ISO 8601) and enums itself; anything else it cannot (Decimal) is
+    written as `str()` of it, as before.
     """
-    return json.dumps([dict(zip(columns, row, strict=True)) for row in rows], separators=(",", ":"), default=str)
+    return orjson.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str).decode()
 
 
 class PreparedCursor:

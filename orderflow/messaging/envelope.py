@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 SPECVERSION = "1.0"
 
@@ -44,7 +45,7 @@ class Envelope:
         return [(k, v.encode()) for k, v in headers]
 
     def value(self) -> bytes:
-        return json.dumps(self.data, separators=(",", ":")).encode()
+        return orjson.dumps(self.data)
 
     @classmethod
     def from_kafka(cls, headers: list[tuple[str, bytes | None]] | None, value: bytes | None) -> Envelope:
@@ -64,8 +65,10 @@ class Envelope:
         except ValueError:
             raise MalformedEvent(f"ce_time {attrs['ce_time']!r} is not ISO 8601") from None
         try:
-            data = json.loads(value or b"")
-        except (ValueError, UnicodeDecodeError) as exc:
+            # orjson (decision 45): strict RFC 8259 (NaN, Infinity and invalid UTF-8 are malformed)
+            # and a quarter of json.loads's time on an event body.
+            data = orjson.loads(value or b"")
+        except orjson.JSONDecodeError as exc:
             raise MalformedEvent(f"body is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise MalformedEvent("body must be a JSON object")

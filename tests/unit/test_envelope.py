@@ -1,3 +1,4 @@
+import json
 import uuid
 from datetime import UTC, datetime
 
@@ -38,8 +39,33 @@ def test_binary_mode_round_trip():
             "JSON object",
         ),
         ([("ce_id", b"\xff"), ("ce_type", b"t")], b"{}", "UTF-8"),
+        # RFC 8259 is the rule, not Python's json module: it would have accepted these two.
+        (
+            [("ce_id", b"1"), ("ce_type", b"t"), ("ce_source", b"s"), ("ce_time", b"2026-01-01T00:00:00+00:00")],
+            b'{"amount": NaN}',
+            "not JSON",
+        ),
+        (
+            [("ce_id", b"1"), ("ce_type", b"t"), ("ce_source", b"s"), ("ce_time", b"2026-01-01T00:00:00+00:00")],
+            b'{"sku": "\xff"}',
+            "not JSON",
+        ),
+        (
+            [("ce_id", b"1"), ("ce_type", b"t"), ("ce_source", b"s"), ("ce_time", b"2026-01-01T00:00:00+00:00")],
+            None,
+            "not JSON",
+        ),
     ],
 )
 def test_malformed_records_are_refused_with_a_reason(headers, value, message):
     with pytest.raises(MalformedEvent, match=message):
         Envelope.from_kafka(headers, value)
+
+
+def test_body_keeps_non_ascii_text_and_nesting():
+    data = {"name": "Crème brûlée 🍮", "lines": [{"sku": "A-1", "quantity": 2}], "note": None, "ok": True}
+    envelope = Envelope(
+        id="1", type="t", source="s", subject="x", time=datetime(2026, 1, 2, tzinfo=UTC), data=data
+    )
+    assert envelope.value() == json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    assert Envelope.from_kafka(envelope.headers(), envelope.value()).data == data
