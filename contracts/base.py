@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -50,12 +51,14 @@ class EventType:
             check = None
         object.__setattr__(self, "_check", check)
 
-    @property
+    # Cached (on the instance, beside the frozen fields): consumers and the outbox ask for these
+    # several times per event.
+    @cached_property
     def type(self) -> str:
         """The CloudEvents `type`, e.g. `orderflow.orders.OrderPlaced.v1`."""
         return f"{TYPE_PREFIX}.{self.context}.{self.name}.v{self.version}"
 
-    @property
+    @cached_property
     def stream(self) -> str:
         """Topic name without namespace: `<context>.<aggregate>`."""
         return f"{self.context}.{self.aggregate}"

@@ -2,9 +2,10 @@
 
 jsonschema's validator is general (every keyword, every draft, error objects, `best_match`) and
 costs 50–250 µs per payload; a consumer applies a payload in a few tens of microseconds once its
-database work is batched. So each contract schema is compiled once into nested closures that only
-answer "valid?", and `EventType.validate` asks jsonschema only when the answer is no (to build the
-error message) — or always, for a schema this module does not compile.
+database work is batched. So each contract schema is compiled once into the source of one Python
+function that only answers "valid?" — the checks inlined, nested objects and arrays as nested
+code, no call per keyword — and `EventType.validate` asks jsonschema only when the answer is no
+(to build the error message) — or always, for a schema this module does not compile.
 
 The check is exact for what it compiles: it follows jsonschema's Draft 2020-12 rules (a keyword
 applies only to instances of its type; `pattern` is `re.search`; `integer` excludes booleans;
@@ -24,156 +25,168 @@ Check = Callable[[Any], bool]
 
 # Keywords that only describe (no effect on validity without a format checker).
 _ANNOTATIONS = {"description", "title", "format", "examples", "default", "$comment"}
+_KEYWORDS = {
+    "required",
+    "properties",
+    "additionalProperties",
+    "items",
+    "minItems",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "enum",
+    "minimum",
+}
+# Python's test that a value is an instance of each JSON type (`{}` is the value). `integer`
+# excludes bool, a subclass of int; a float like 2.0 is jsonschema's call. NaN as a number too.
+_IS_TYPE = {
+    "object": "type({}) is dict",
+    "array": "type({}) is list",
+    "string": "type({}) is str",
+    "integer": "type({}) is int",
+    "number": "(type({0}) is int or type({0}) is float) and {0} == {0}",
+    "boolean": "type({}) is bool",
+    "null": "{} is None",
+}
+_IS_NUMBER = "(type({0}) is int or type({0}) is float)"
 
 
 class Unsupported(Exception):
     """The schema uses a keyword (or form) this module does not compile."""
 
 
-def _is_integer(x: Any) -> bool:
-    return type(x) is int  # bool is a subclass of int, not an integer (a float like 2.0 is jsonschema's call)
+class _Compiler:
+    """Writes the body of `check(x)`: statements that `return False` at the first failed rule."""
 
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.constants: dict[str, Any] = {}
+        self._names = 0
 
-def _is_number(x: Any) -> bool:
-    return (type(x) is int or type(x) is float) and x == x  # NaN: leave it to jsonschema
+    def fresh(self, prefix: str) -> str:
+        self._names += 1
+        return f"{prefix}{self._names}"
 
+    def constant(self, value: Any) -> str:
+        """An expression for `value` in the source: a literal for a str or an int, else a name."""
+        if type(value) in (str, int):
+            return repr(value)
+        name = self.fresh("_c")
+        self.constants[name] = value
+        return name
 
-_TYPES: dict[str, Check] = {
-    "object": lambda x: type(x) is dict,
-    "array": lambda x: type(x) is list,
-    "string": lambda x: type(x) is str,
-    "integer": _is_integer,
-    "number": _is_number,
-    "boolean": lambda x: type(x) is bool,
-    "null": lambda x: x is None,
-}
+    def fail_if(self, condition: str, depth: int) -> None:
+        self.lines.append(f"{'    ' * depth}if {condition}:")
+        self.lines.append(f"{'    ' * depth}    return False")
+
+    def block(self, schema: Any, var: str, depth: int) -> None:
+        """`schema`'s statements as the body of the block just opened (`pass` if it has none)."""
+        start = len(self.lines)
+        self.schema(schema, var, depth)
+        if len(self.lines) == start:
+            self.lines.append(f"{'    ' * depth}pass")
+
+    def schema(self, schema: Any, var: str, depth: int) -> None:
+        """Statements checking the value in `var` against `schema`, indented `depth` levels."""
+        if not isinstance(schema, Mapping):
+            raise Unsupported(f"schema {schema!r}")
+        unknown = set(schema) - _ANNOTATIONS - _KEYWORDS - {"type"}
+        if unknown:
+            raise Unsupported(", ".join(sorted(unknown)))
+        known = None  # the JSON type the value is known to have once the `type` check passed
+        if "type" in schema:
+            known = schema["type"]
+            if not isinstance(known, str) or known not in _IS_TYPE:
+                raise Unsupported(f"type {known!r}")
+            self.fail_if(f"not ({_IS_TYPE[known].format(var)})", depth)
+
+        def when(kind: str, test: str) -> str:
+            """`test`, guarded by the value being of `kind` unless the type check already says so."""
+            if known == kind or (kind == "number" and known in ("integer", "number")):
+                return test
+            guard = _IS_NUMBER.format(var) if kind == "number" else _IS_TYPE[kind].format(var)
+            return f"{guard} and {test}"
+
+        # Cheap keywords first, so an invalid payload is usually refused before the nested ones run.
+        if "required" in schema:
+            names = schema["required"]
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise Unsupported("required")
+            self.fail_if(when("object", f"not {var}.keys() >= {self.constant(frozenset(names))}"), depth)
+        if "enum" in schema:
+            members = schema["enum"]
+            if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+                raise Unsupported("enum")  # JSON equality of numbers and booleans: jsonschema's call
+            self.fail_if(f"not (type({var}) is str and {var} in {self.constant(frozenset(members))})", depth)
+        if "minLength" in schema:
+            self.fail_if(when("string", f"len({var}) < {self.constant(schema['minLength'])}"), depth)
+        if "maxLength" in schema:
+            self.fail_if(when("string", f"len({var}) > {self.constant(schema['maxLength'])}"), depth)
+        if "pattern" in schema:
+            search = self.constant(re.compile(schema["pattern"]).search)
+            self.fail_if(when("string", f"{search}({var}) is None"), depth)
+        if "minimum" in schema:
+            bound = schema["minimum"]
+            if type(bound) not in (int, float):
+                raise Unsupported("minimum")
+            self.fail_if(when("number", f"{var} < {self.constant(bound)}"), depth)
+        if "minItems" in schema:
+            self.fail_if(when("array", f"len({var}) < {self.constant(schema['minItems'])}"), depth)
+        if "properties" in schema or "additionalProperties" in schema:
+            self.properties(schema, var, depth, known == "object")
+        if "items" in schema:
+            self.items(schema["items"], var, depth, known == "array")
+
+    def properties(self, schema: Mapping, var: str, depth: int, is_object: bool) -> None:
+        """`properties` with `additionalProperties` (absent or true: anything; false: nothing else;
+        a schema: every other value matches it)."""
+        properties = schema.get("properties", {})
+        if not isinstance(properties, Mapping):
+            raise Unsupported("properties")
+        additional = schema.get("additionalProperties", True)
+        if not is_object:
+            self.lines.append(f"{'    ' * depth}if type({var}) is dict:")
+            depth += 1
+        names = self.constant(frozenset(properties))
+        if additional is False:
+            self.fail_if(f"not {var}.keys() <= {names}", depth)
+        elif additional is not True:
+            key, value = self.fresh("k"), self.fresh("v")
+            self.lines.append(f"{'    ' * depth}for {key}, {value} in {var}.items():")
+            self.lines.append(f"{'    ' * depth}    if {key} not in {names}:")
+            self.block(additional, value, depth + 2)
+        required = set(schema.get("required", ())) if isinstance(schema.get("required"), list) else set()
+        for name, sub in properties.items():
+            value, key = self.fresh("v"), self.constant(name)
+            if name in required:  # `required` was checked above: the key is there
+                self.lines.append(f"{'    ' * depth}{value} = {var}[{key}]")
+                self.schema(sub, value, depth)
+            else:
+                self.lines.append(f"{'    ' * depth}if {key} in {var}:")
+                self.lines.append(f"{'    ' * depth}    {value} = {var}[{key}]")
+                self.schema(sub, value, depth + 1)
+        if self.lines[-1].endswith(":"):  # `if type(x) is dict:` with nothing to check in it
+            self.lines.append(f"{'    ' * depth}pass")
+
+    def items(self, items: Any, var: str, depth: int, is_array: bool) -> None:
+        if not isinstance(items, Mapping):
+            raise Unsupported("items")  # a boolean `items`, or an old-style tuple form
+        if not is_array:
+            self.lines.append(f"{'    ' * depth}if type({var}) is list:")
+            depth += 1
+        item = self.fresh("v")
+        self.lines.append(f"{'    ' * depth}for {item} in {var}:")
+        self.block(items, item, depth + 1)
 
 
 def compile_schema(schema: Mapping[str, Any]) -> Check:
     """A function telling whether an instance is valid; raises Unsupported for other schemas."""
-    if not isinstance(schema, Mapping):
-        raise Unsupported(f"schema {schema!r}")
-    unknown = set(schema) - _ANNOTATIONS - set(_KEYWORDS) - {"type"}
-    if unknown:
-        raise Unsupported(", ".join(sorted(unknown)))
-    checks: list[Check] = []
-    if "type" in schema:
-        kind = schema["type"]
-        if not isinstance(kind, str) or kind not in _TYPES:
-            raise Unsupported(f"type {kind!r}")
-        checks.append(_TYPES[kind])
-    for keyword in _ORDER:
-        if keyword in schema:
-            checks.append(_KEYWORDS[keyword](schema[keyword], schema))
-    if "additionalProperties" in schema and "properties" not in schema:
-        checks.append(_properties({}, schema))
-    return _all(checks)
-
-
-def _all(checks: list[Check]) -> Check:
-    if not checks:
-        return lambda x: True
-    if len(checks) == 1:
-        return checks[0]
-    if len(checks) == 2:
-        first, second = checks
-        return lambda x: first(x) and second(x)
-    checks_ = tuple(checks)
-
-    def check(x: Any) -> bool:
-        for c in checks_:
-            if not c(x):
-                return False
-        return True
-
+    compiler = _Compiler()
+    compiler.schema(schema, "x", 1)
+    source = "\n".join(["def check(x):", *compiler.lines, "    return True"])
+    namespace = dict(compiler.constants)
+    # The source comes from the registered contracts' schemas, never from a payload.
+    exec(compile(source, "<contracts.fastcheck>", "exec"), namespace)
+    check = namespace["check"]
+    check.source = source  # for reading what a schema compiled to
     return check
-
-
-def _required(names: Any, _schema: Mapping) -> Check:
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise Unsupported("required")
-    required = frozenset(names)
-    return lambda x: type(x) is not dict or x.keys() >= required
-
-
-def _properties(properties: Any, schema: Mapping) -> Check:
-    """`properties` with `additionalProperties` (absent or true: anything; false: nothing else;
-    a schema: every other value matches it)."""
-    if not isinstance(properties, Mapping):
-        raise Unsupported("properties")
-    checks = {name: compile_schema(sub) for name, sub in properties.items()}
-    additional = schema.get("additionalProperties", True)
-    if additional is True:
-        extra: Check | None = None
-    elif additional is False:
-        extra = lambda x: False
-    else:
-        extra = compile_schema(additional)
-
-    def check(x: Any) -> bool:
-        if type(x) is not dict:
-            return True
-        for name, value in x.items():
-            c = checks.get(name, extra)
-            if c is not None and not c(value):
-                return False
-        return True
-
-    return check
-
-
-def _items(items: Any, _schema: Mapping) -> Check:
-    if not isinstance(items, Mapping):
-        raise Unsupported("items")  # a boolean `items`, or an old-style tuple form
-    item = compile_schema(items)
-    return lambda x: type(x) is not list or all(item(v) for v in x)
-
-
-def _min_items(n: Any, _schema: Mapping) -> Check:
-    return lambda x: type(x) is not list or len(x) >= n
-
-
-def _min_length(n: Any, _schema: Mapping) -> Check:
-    return lambda x: type(x) is not str or len(x) >= n
-
-
-def _max_length(n: Any, _schema: Mapping) -> Check:
-    return lambda x: type(x) is not str or len(x) <= n
-
-
-def _pattern(pattern: Any, _schema: Mapping) -> Check:
-    search = re.compile(pattern).search
-    return lambda x: type(x) is not str or search(x) is not None
-
-
-def _enum(members: Any, _schema: Mapping) -> Check:
-    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-        raise Unsupported("enum")  # JSON equality of numbers and booleans: jsonschema's call
-    allowed = frozenset(members)
-    return lambda x: type(x) is str and x in allowed
-
-
-def _minimum(bound: Any, _schema: Mapping) -> Check:
-    if type(bound) not in (int, float):
-        raise Unsupported("minimum")
-    return lambda x: not ((type(x) is int or type(x) is float) and x < bound)
-
-
-def _additional(_value: Any, _schema: Mapping) -> Check:
-    return lambda x: True  # compiled with `properties` (see compile_schema)
-
-
-_KEYWORDS: dict[str, Callable[[Any, Mapping], Check]] = {
-    "required": _required,
-    "properties": _properties,
-    "additionalProperties": _additional,
-    "items": _items,
-    "minItems": _min_items,
-    "minLength": _min_length,
-    "maxLength": _max_length,
-    "pattern": _pattern,
-    "enum": _enum,
-    "minimum": _minimum,
-}
-# Cheap keywords first, so an invalid payload is usually refused before the nested ones run.
-_ORDER = ("required", "enum", "minLength", "maxLength", "pattern", "minimum", "minItems", "properties", "items")

@@ -26,7 +26,7 @@ def _random_hex(bits: int) -> str:
     return f"{value:0{bits // 4}x}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TraceContext:
     trace_id: str
     span_id: str

@@ -51,7 +51,7 @@ from orderflow.unit_of_work import all_or_nothing
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     """What a handler receives: the envelope's attributes and the (upcast, validated) data.
 
@@ -90,6 +90,22 @@ def batch_subscriptions(context: str) -> dict[str, BatchHandler]:
     module = importlib.import_module(f"contexts.{context}.handlers")
     batch = getattr(module, "BATCH_SUBSCRIPTIONS", {})
     return {event_type.type: handler for event_type, handler in batch.items()}
+
+
+def _next_offsets(done: list[Message]) -> list[TopicPartition]:
+    """The offsets to store for records done in delivery order: per partition, the one after
+    its last record (one store call a batch instead of one a record)."""
+    last: dict[tuple[str, int], Message] = {}
+    for message in done:
+        last[(message.topic(), message.partition())] = message
+    offsets = []
+    for (topic, partition), message in last.items():
+        epoch = message.leader_epoch()  # as store_offsets(message=) would pass it, when known
+        if epoch is None:
+            offsets.append(TopicPartition(topic, partition, message.offset() + 1))
+        else:
+            offsets.append(TopicPartition(topic, partition, message.offset() + 1, leader_epoch=epoch))
+    return offsets
 
 
 class TransientError(Exception):
@@ -212,9 +228,10 @@ class ContextConsumer:
                     if (message.topic(), message.partition()) in self._paused or self._defer(consumer, message):
                         continue  # a delayed retry: fetched again when its partition resumes
                     ready.append(message)
-                for message in self.handle_batch(ready):
+                done = self.handle_batch(ready)
+                if done:
                     crash_point("consumer_before_offset_store")
-                    consumer.store_offsets(message=message)
+                    consumer.store_offsets(offsets=_next_offsets(done))
         finally:
             # Commits the stored offsets and leaves the group, so partitions move at once.
             try:

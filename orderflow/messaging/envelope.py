@@ -9,13 +9,28 @@ from typing import Any
 import orjson
 
 SPECVERSION = "1.0"
+# The headers Envelope has a field for; any others are kept in `extra`.
+_KNOWN_HEADERS = frozenset(
+    {
+        "ce_specversion",
+        "ce_id",
+        "ce_type",
+        "ce_source",
+        "ce_subject",
+        "ce_time",
+        "content-type",
+        "traceparent",
+        "correlation_id",
+        "causation_id",
+    }
+)
 
 
 class MalformedEvent(ValueError):
     """A Kafka record is not a valid OrderFlow CloudEvent (missing headers, bad JSON...)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Envelope:
     id: str
     type: str
@@ -72,18 +87,6 @@ class Envelope:
             raise MalformedEvent(f"body is not JSON: {exc}") from None
         if not isinstance(data, dict):
             raise MalformedEvent("body must be a JSON object")
-        known = {
-            "ce_specversion",
-            "ce_id",
-            "ce_type",
-            "ce_source",
-            "ce_subject",
-            "ce_time",
-            "content-type",
-            "traceparent",
-            "correlation_id",
-            "causation_id",
-        }
         return cls(
             id=attrs["ce_id"],
             type=attrs["ce_type"],
@@ -94,5 +97,5 @@ class Envelope:
             traceparent=attrs.get("traceparent"),
             correlation_id=attrs.get("correlation_id"),
             causation_id=attrs.get("causation_id"),
-            extra={k: v for k, v in attrs.items() if k not in known},
+            extra={k: v for k, v in attrs.items() if k not in _KNOWN_HEADERS},
         )

@@ -15,13 +15,13 @@ this process produces, and the database's work and the producer's overlap instea
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import orjson
 from confluent_kafka import KafkaError, KafkaException, Producer
 from django.db import OperationalError, connections, transaction
 from psycopg.errors import LockNotAvailable
@@ -144,7 +144,7 @@ def _headers(context: str, event_id: str, ce_type: str, subject: str, ce_time: s
         ("content-type", "application/json"),
     ]
     if extra != "{}":
-        values = json.loads(extra)
+        values = orjson.loads(extra)
         # Header values are strings in practice (outbox.record writes only strings): check that in
         # one C-level pass rather than converting value by value.
         if set(map(type, values.values())) <= _STR:

@@ -157,3 +157,30 @@ def test_compile_refuses_keywords_it_does_not_know():
         fastcheck.compile_schema({"enum": [1, True]})
     check = fastcheck.compile_schema({"type": "object", "additionalProperties": {"type": "integer"}})
     assert check({"a": 1}) and not check({"a": True}) and not check([])
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {},
+        {"type": "object", "properties": {}},
+        {"properties": {"x": {}}, "required": ["x"]},
+        {"additionalProperties": {}},
+        {"additionalProperties": False},
+        {"items": {}},
+        {"type": "array", "items": {"type": "array", "items": {}}},
+        {"minimum": 1, "minLength": 2, "minItems": 1, "pattern": "^a"},
+        {"type": "number", "minimum": 0.5},
+    ],
+)
+def test_untyped_and_empty_schemas_compile_and_agree_with_jsonschema(schema):
+    from jsonschema import Draft202012Validator
+
+    from contracts import fastcheck
+
+    check, validator = fastcheck.compile_schema(schema), Draft202012Validator(schema)
+    for value in [*ODD_VALUES, *SAMPLE_STRINGS, [[]], [[1]], {"x": {}}, {"x": None, "y": 2}, 0.5, 0.25, "ab"]:
+        if check(value):
+            assert validator.is_valid(value), (schema, value)
+        elif validator.is_valid(value):
+            assert value == 2.0 or (isinstance(value, float) and value != value), (schema, value)

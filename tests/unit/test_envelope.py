@@ -64,8 +64,6 @@ def test_malformed_records_are_refused_with_a_reason(headers, value, message):
 
 def test_body_keeps_non_ascii_text_and_nesting():
     data = {"name": "Crème brûlée 🍮", "lines": [{"sku": "A-1", "quantity": 2}], "note": None, "ok": True}
-    envelope = Envelope(
-        id="1", type="t", source="s", subject="x", time=datetime(2026, 1, 2, tzinfo=UTC), data=data
-    )
+    envelope = Envelope(id="1", type="t", source="s", subject="x", time=datetime(2026, 1, 2, tzinfo=UTC), data=data)
     assert envelope.value() == json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
     assert Envelope.from_kafka(envelope.headers(), envelope.value()).data == data
