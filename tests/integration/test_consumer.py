@@ -183,3 +183,33 @@ def test_sigterm_drains_commits_and_leaves_the_group(kafka_ns, test_db_env):
     assert (restarted.applied, restarted.skipped) == (1, 0)
     assert time.monotonic() - started < 15
     assert StockItem.objects.using("inventory").get(sku="SKU-G").reserved == 2
+
+
+def test_a_batch_over_several_partitions_commits_each_partitions_offset(kafka_ns):
+    from confluent_kafka import Consumer, TopicPartition
+
+    from orderflow.messaging.kafka import base_config
+
+    StockItem.objects.using("inventory").create(sku="SKU-P", on_hand=100)
+    send(*(order_placed(uuid.uuid4(), "SKU-P", 1) for _ in range(30)))  # 30 keys over 3 partitions
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    first = ContextConsumer("inventory", config={"group.id": group})
+    first.run(idle_exit_after=3.0)
+    assert first.applied == 30
+
+    topic = topic_name("orders.order")
+    ends = {p: -1001 for p in range(3)}  # -1001: nothing committed (a partition that got no record)
+    for message in read_topic(topic, expect=30):
+        ends[message.partition()] = max(ends[message.partition()], message.offset() + 1)
+    reader = Consumer({**base_config(), "group.id": group, "enable.auto.commit": False})
+    try:
+        committed = reader.committed([TopicPartition(topic, p) for p in range(3)], timeout=10)
+    finally:
+        reader.close()
+    assert sum(1 for end in ends.values() if end > 0) >= 2  # the records did span partitions
+    assert {tp.partition: tp.offset for tp in committed} == ends
+
+    # The group resumes after them: nothing redelivered, so nothing even reaches the inbox check.
+    again = ContextConsumer("inventory", config={"group.id": group})
+    again.run(idle_exit_after=3.0)
+    assert (again.applied, again.skipped) == (0, 0)
