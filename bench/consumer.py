@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import threading
 import time
 import uuid
@@ -122,7 +123,7 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
             while handled() < n and time.monotonic() < deadline and not finished.is_set():
                 if "first" not in marks and consumer.applied:
                     marks["first"], marks["applied_at_first"] = time.perf_counter(), consumer.applied
-                    marks["cpu_at_first"] = _cpu_seconds()
+                    marks["cpu_at_first"], marks["threads_at_first"] = _cpu_seconds(), _thread_cpu_seconds()
                     marks["pg_cpu_at_first"] = sampler.cpu_seconds().get("postgres", 0.0)
                     if profile:
                         # Wall clock (waits included) unless BENCH_PROFILE_CONSUMERS=cpu: on-CPU only.
@@ -130,6 +131,7 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
                         stack.enter_context(profiling.record(os.getpid(), profile, idle=wall))
                 time.sleep(0.005)
             marks["last"], marks["cpu_at_last"] = time.perf_counter(), _cpu_seconds()
+            marks["threads_at_last"] = _thread_cpu_seconds()
             marks["pg_cpu_at_last"] = sampler.cpu_seconds().get("postgres", 0.0)
         consumer.stop()
 
@@ -158,8 +160,40 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
         "cpu_cores": round(cpu / seconds, 2) if seconds > 0 else 0.0,
         "cpu_us_per_event": round(1e6 * cpu / counted, 1) if counted else 0.0,
         "postgres_cpu_us_per_event": round(1e6 * pg_cpu / counted, 1) if counted else 0.0,
+        # The same split by thread: the consumer's, its relay's, librdkafka's own (rdk:…).
+        "cpu_us_per_event_by_thread": _per_event(
+            marks.get("threads_at_first", {}), marks.get("threads_at_last", {}), counted
+        ),
         "complete": handled() >= n,
     }
+
+
+def _thread_cpu_seconds() -> dict[str, float]:
+    """User + system CPU so far of this process's threads, summed by kind: Python threads by
+    name, the others (librdkafka's) by their kernel name without the trailing number."""
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds: dict[str, float] = {}
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:  # not Linux: no split
+        return {}
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as stat, open(f"/proc/self/task/{tid}/comm") as comm:
+                fields, kernel_name = stat.read().rsplit(")", 1)[1].split(), comm.read().strip()
+        except OSError:
+            continue  # the thread ended meanwhile
+        name = names.get(int(tid)) or re.sub(r"[-\d]+$", "", kernel_name)
+        seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return seconds
+
+
+def _per_event(first: dict[str, float], last: dict[str, float], counted: int) -> dict[str, float]:
+    if not counted:
+        return {}
+    spent = {name: value - first.get(name, 0.0) for name, value in last.items()}
+    return {name: round(1e6 * value / counted, 1) for name, value in sorted(spent.items()) if value > 0}
 
 
 def verify(n: int) -> dict[str, int]:
