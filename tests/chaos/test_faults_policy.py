@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -105,7 +106,7 @@ def test_a_poison_record_is_dead_lettered_with_why_and_replay_has_one_effect(kaf
     StockItem.objects.using("inventory").create(sku="SKU-Q", on_hand=10)
     poison = order_placed(uuid.uuid4(), "SKU-Q", 2)
     after = order_placed(poison_order := uuid.UUID(poison.data["order_id"]), "SKU-Q", 1)  # same aggregate, later
-    after = Envelope(**{**after.__dict__, "data": {**after.data, "order_id": str(uuid.uuid4())}})
+    after = replace(after, data={**after.data, "order_id": str(uuid.uuid4())})
     flaky = Flaky({poison.data["order_id"]: 99})  # broken until "fixed"
     send(poison, after, key=str(poison_order).encode())
     consumer = drain(handlers={PLACED: flaky})

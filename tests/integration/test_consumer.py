@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -61,9 +62,7 @@ def test_the_same_event_delivered_twice_has_one_effect(kafka_ns):
 def test_reply_events_carry_the_causation_chain(kafka_ns):
     StockItem.objects.using("inventory").create(sku="SKU-T", on_hand=1)
     event = order_placed(uuid.uuid4(), "SKU-T", 5)
-    event = Envelope(
-        **{**event.__dict__, "traceparent": "00-" + "e" * 32 + "-" + "f" * 16 + "-01", "correlation_id": "corr-7"}
-    )
+    event = replace(event, traceparent="00-" + "e" * 32 + "-" + "f" * 16 + "-01", correlation_id="corr-7")
     send(event)
     consume_until_idle()
     reply = OutboxEvent.objects.using("inventory").get()
@@ -103,7 +102,7 @@ def test_poison_message_is_dead_lettered_and_the_partition_moves_on(kafka_ns):
     StockItem.objects.using("inventory").create(sku="SKU-P", on_hand=10)
     good = order_placed(uuid.uuid4(), "SKU-P", 1)
     invalid = order_placed(uuid.uuid4(), "SKU-P", 1)
-    invalid = Envelope(**{**invalid.__dict__, "data": {**invalid.data, "lines": []}})  # violates the contract
+    invalid = replace(invalid, data={**invalid.data, "lines": []})  # violates the contract
     key = b"same-partition"
     produce(
         topic_name("orders.order"),
@@ -133,8 +132,8 @@ def test_poison_message_is_dead_lettered_and_the_partition_moves_on(kafka_ns):
 
 def test_unknown_version_of_a_subscribed_event_is_dead_lettered_foreign_types_skipped(kafka_ns):
     newer = order_placed(uuid.uuid4(), "SKU-X", 1)
-    newer = Envelope(**{**newer.__dict__, "type": "orderflow.orders.OrderPlaced.v7"})
-    foreign = Envelope(**{**newer.__dict__, "id": str(uuid.uuid4()), "type": "orderflow.orders.OrderGiftWrapped.v1"})
+    newer = replace(newer, type="orderflow.orders.OrderPlaced.v7")
+    foreign = replace(newer, id=str(uuid.uuid4()), type="orderflow.orders.OrderGiftWrapped.v1")
     send(newer, foreign)
     consumer = consume_until_idle()
     assert (consumer.applied, consumer.dead_lettered, consumer.skipped) == (0, 1, 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import threading
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -286,7 +287,7 @@ def _envelope(event_type: EventType, data: dict, subject: str) -> Envelope:
 def test_the_consumer_sends_one_email_despite_a_redelivery_and_a_duplicated_publish(kafka_ns):
     customer_id, order_id = uuid.uuid4(), uuid.uuid4()
     confirmation = _envelope(orders.OrderConfirmed, confirmed(order_id, customer_id), str(order_id))
-    republished = Envelope(**{**confirmation.__dict__, "id": str(uuid.uuid4())})  # same event, new ce_id
+    republished = replace(confirmation, id=str(uuid.uuid4()))  # same event, new ce_id
     registration = _envelope(
         customers.CustomerRegistered, registered(customer_id, "kafka@example.com"), str(customer_id)
     )
