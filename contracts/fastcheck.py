@@ -182,11 +182,15 @@ class _Compiler:
 def compile_schema(schema: Mapping[str, Any]) -> Check:
     """A function telling whether an instance is valid; raises Unsupported for other schemas."""
     compiler = _Compiler()
-    compiler.schema(schema, "x", 1)
-    source = "\n".join(["def check(x):", *compiler.lines, "    return True"])
+    try:
+        compiler.schema(schema, "x", 1)
+        source = "\n".join(["def check(x):", *compiler.lines, "    return True"])
+        # The source comes from the registered contracts' schemas, never from a payload.
+        code = compile(source, "<contracts.fastcheck>", "exec")
+    except (RecursionError, SyntaxError) as exc:  # nesting deeper than Python allows (20 loops)
+        raise Unsupported(f"nesting: {exc}") from None
     namespace = dict(compiler.constants)
-    # The source comes from the registered contracts' schemas, never from a payload.
-    exec(compile(source, "<contracts.fastcheck>", "exec"), namespace)
+    exec(code, namespace)
     check = namespace["check"]
     check.source = source  # for reading what a schema compiled to
     return check

@@ -157,6 +157,11 @@ def test_compile_refuses_keywords_it_does_not_know():
         fastcheck.compile_schema({"enum": [1, True]})
     check = fastcheck.compile_schema({"type": "object", "additionalProperties": {"type": "integer"}})
     assert check({"a": 1}) and not check({"a": True}) and not check([])
+    deep: dict = {"type": "integer"}
+    for _ in range(25):  # more nested loops than Python compiles: left to jsonschema
+        deep = {"type": "array", "items": deep}
+    with pytest.raises(fastcheck.Unsupported, match="nesting"):
+        fastcheck.compile_schema(deep)
 
 
 @pytest.mark.parametrize(
