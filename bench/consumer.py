@@ -22,6 +22,7 @@ Run by `python -m bench`: `python -m bench.consumer --n 100000 --out FILE`.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import re
 import threading
@@ -113,6 +114,7 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
     servers = {"postgres": _postmaster_pid()}
     sampler = memory.Sampler(lambda: servers)
     finished = threading.Event()
+    collector = _GcTimer()
 
     def handled() -> int:
         return consumer.applied + consumer.skipped + consumer.dead_lettered
@@ -124,6 +126,8 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
                 if "first" not in marks and consumer.applied:
                     marks["first"], marks["applied_at_first"] = time.perf_counter(), consumer.applied
                     marks["cpu_at_first"], marks["threads_at_first"] = _cpu_seconds(), _thread_cpu_seconds()
+                    marks["gc_at_first"], marks["gc_runs_at_first"] = collector.seconds, list(collector.runs)
+                    marks["gc_by_gen_at_first"] = list(collector.by_generation)
                     marks["pg_cpu_at_first"] = sampler.cpu_seconds().get("postgres", 0.0)
                     if profile:
                         # Wall clock (waits included) unless BENCH_PROFILE_CONSUMERS=cpu: on-CPU only.
@@ -132,6 +136,8 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
                 time.sleep(0.005)
             marks["last"], marks["cpu_at_last"] = time.perf_counter(), _cpu_seconds()
             marks["threads_at_last"] = _thread_cpu_seconds()
+            marks["gc_at_last"], marks["gc_runs_at_last"] = collector.seconds, list(collector.runs)
+            marks["gc_by_gen_at_last"] = list(collector.by_generation)
             marks["pg_cpu_at_last"] = sampler.cpu_seconds().get("postgres", 0.0)
         consumer.stop()
 
@@ -139,12 +145,14 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
     watcher.start()
     # As `manage.py consume` runs it: relaying its own outbox (StockReserved) after each commit.
     inline = outbox.inline_relay(CONTEXT) if settings.CONSUMER_RELAY_INLINE else nullcontext()
+    gc.callbacks.append(collector)
     try:
         with inline:
             consumer.run()
     finally:
         finished.set()
         watcher.join()
+        gc.callbacks.remove(collector)
     seconds = marks["last"] - marks.get("first", marks["last"])
     counted = consumer.applied - marks.get("applied_at_first", 0)
     cpu = marks["cpu_at_last"] - marks.get("cpu_at_first", marks["cpu_at_last"])
@@ -164,8 +172,45 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
         "cpu_us_per_event_by_thread": _per_event(
             marks.get("threads_at_first", {}), marks.get("threads_at_last", {}), counted
         ),
+        # The cyclic garbage collector's share of it (wall time inside collections, which hold
+        # the GIL), and its collections per generation.
+        "gc_us_per_event": (
+            round(1e6 * (marks.get("gc_at_last", 0.0) - marks.get("gc_at_first", 0.0)) / counted, 1) if counted else 0.0
+        ),
+        "gc_collections": [
+            last - first
+            for first, last in zip(
+                marks.get("gc_runs_at_first", [0] * 3), marks.get("gc_runs_at_last", [0] * 3), strict=True
+            )
+        ],
+        "gc_ms_by_generation": [
+            round(1e3 * (last - first), 1)
+            for first, last in zip(
+                marks.get("gc_by_gen_at_first", [0.0] * 3), marks.get("gc_by_gen_at_last", [0.0] * 3), strict=True
+            )
+        ],
         "complete": handled() >= n,
     }
+
+
+class _GcTimer:
+    """A gc callback adding up the time spent in collections and counting them by generation."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.runs = [0, 0, 0]
+        self.by_generation = [0.0, 0.0, 0.0]
+        self._started: float | None = None
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            spent = time.perf_counter() - self._started
+            self.seconds += spent
+            self.runs[info["generation"]] += 1
+            self.by_generation[info["generation"]] += spent
+            self._started = None
 
 
 def _thread_cpu_seconds() -> dict[str, float]:
