@@ -54,7 +54,8 @@ def _profile_texts(results: dict[str, Any]) -> dict[str, str]:
             title = f"relay: {run['kind']}, {run['events']} events (wall clock, --idle)"
             texts.setdefault("relay", []).append(profiling.format_summary(title, run["profile"]))
     if "profile" in (results.get("consumer") or {}):
-        title = "consumer: inventory (wall clock, --idle)"
+        wall = os.environ.get("BENCH_PROFILE_CONSUMERS") != "cpu"
+        title = f"consumer: inventory ({'wall clock, --idle' if wall else 'on-CPU samples'})"
         texts.setdefault("consumer", []).append(profiling.format_summary(title, results["consumer"]["profile"]))
     for name, summary in ((results.get("http") or {}).get("profiles") or {}).items():
         title = f"http: gunicorn workers under {name} load (Python CPU: threads holding the GIL)"
