@@ -54,8 +54,8 @@ def _profile_texts(results: dict[str, Any]) -> dict[str, str]:
             title = f"relay: {run['kind']}, {run['events']} events (wall clock, --idle)"
             texts.setdefault("relay", []).append(profiling.format_summary(title, run["profile"]))
     if "profile" in (results.get("consumer") or {}):
-        wall = os.environ.get("BENCH_PROFILE_CONSUMERS") != "cpu"
-        title = f"consumer: inventory ({'wall clock, --idle' if wall else 'on-CPU samples'})"
+        kind = "on-CPU samples" if profiling.consumers_on_cpu() else "wall clock, --idle"
+        title = f"consumer: inventory ({kind})"
         texts.setdefault("consumer", []).append(profiling.format_summary(title, results["consumer"]["profile"]))
     for name, summary in ((results.get("http") or {}).get("profiles") or {}).items():
         title = f"http: gunicorn workers under {name} load (Python CPU: threads holding the GIL)"
@@ -64,7 +64,7 @@ def _profile_texts(results: dict[str, Any]) -> dict[str, str]:
         for name, summary in (step.get("profiles") or {}).items():
             if not name.startswith("consumer"):
                 kind = "CPU; C waits count as busy"
-            elif os.environ.get("BENCH_PROFILE_CONSUMERS") == "cpu":
+            elif profiling.consumers_on_cpu():
                 kind = "Python CPU: threads holding the GIL"
             else:
                 kind = "wall clock, --idle"

@@ -29,6 +29,7 @@ import threading
 import time
 import uuid
 from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,16 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
     sampler = memory.Sampler(lambda: servers)
     finished = threading.Event()
     collector = _GcTimer()
+    spent: dict[str, _Spent] = {}
+
+    def snapshot() -> _Spent:
+        return _Spent(
+            process=_cpu_seconds(),
+            threads=_thread_cpu_seconds(),
+            postgres=sampler.cpu_seconds().get("postgres", 0.0),
+            gc_collections=[generation["collections"] for generation in gc.get_stats()],
+            gc_seconds=list(collector.seconds),
+        )
 
     def handled() -> int:
         return consumer.applied + consumer.skipped + consumer.dead_lettered
@@ -125,20 +136,12 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
             while handled() < n and time.monotonic() < deadline and not finished.is_set():
                 if "first" not in marks and consumer.applied:
                     marks["first"], marks["applied_at_first"] = time.perf_counter(), consumer.applied
-                    marks["cpu_at_first"], marks["threads_at_first"] = _cpu_seconds(), _thread_cpu_seconds()
-                    marks["gc_at_first"], marks["gc_runs_at_first"] = collector.seconds, list(collector.runs)
-                    marks["gc_by_gen_at_first"] = list(collector.by_generation)
-                    marks["pg_cpu_at_first"] = sampler.cpu_seconds().get("postgres", 0.0)
+                    spent["first"] = snapshot()
                     if profile:
-                        # Wall clock (waits included) unless BENCH_PROFILE_CONSUMERS=cpu: on-CPU only.
-                        wall = os.environ.get("BENCH_PROFILE_CONSUMERS") != "cpu"
+                        wall = not profiling.consumers_on_cpu()  # waits included, or on-CPU only
                         stack.enter_context(profiling.record(os.getpid(), profile, idle=wall))
                 time.sleep(0.005)
-            marks["last"], marks["cpu_at_last"] = time.perf_counter(), _cpu_seconds()
-            marks["threads_at_last"] = _thread_cpu_seconds()
-            marks["gc_at_last"], marks["gc_runs_at_last"] = collector.seconds, list(collector.runs)
-            marks["gc_by_gen_at_last"] = list(collector.by_generation)
-            marks["pg_cpu_at_last"] = sampler.cpu_seconds().get("postgres", 0.0)
+            marks["last"], spent["last"] = time.perf_counter(), snapshot()
         consumer.stop()
 
     watcher = threading.Thread(target=watch, name="bench-watch", daemon=True)
@@ -155,61 +158,69 @@ def run_real(n: int, timeout: float, profile: Path | None) -> dict[str, Any]:
         gc.callbacks.remove(collector)
     seconds = marks["last"] - marks.get("first", marks["last"])
     counted = consumer.applied - marks.get("applied_at_first", 0)
-    cpu = marks["cpu_at_last"] - marks.get("cpu_at_first", marks["cpu_at_last"])
-    pg_cpu = marks["pg_cpu_at_last"] - marks.get("pg_cpu_at_first", marks["pg_cpu_at_last"])
+    first = spent.get("first", spent["last"])  # nothing applied: every difference is zero
+    used = spent["last"].minus(first)
+
+    def per_event(value: float) -> float:
+        return round(1e6 * value / counted, 1) if counted else 0.0
+
     return {
         "applied": consumer.applied,
         "skipped": consumer.skipped,
         "dead_lettered": consumer.dead_lettered,
         "seconds": round(seconds, 3),
         "events_per_s": round(counted / seconds, 1) if seconds > 0 else 0.0,
-        # The process's own CPU (both threads) per event: steadier than the rate on a shared
+        # The process's own CPU (every thread) per event: steadier than the rate on a shared
         # machine, and what a change to the consumer's Python work moves.
-        "cpu_cores": round(cpu / seconds, 2) if seconds > 0 else 0.0,
-        "cpu_us_per_event": round(1e6 * cpu / counted, 1) if counted else 0.0,
-        "postgres_cpu_us_per_event": round(1e6 * pg_cpu / counted, 1) if counted else 0.0,
+        "cpu_cores": round(used.process / seconds, 2) if seconds > 0 else 0.0,
+        "cpu_us_per_event": per_event(used.process),
+        "postgres_cpu_us_per_event": per_event(used.postgres),
         # The same split by thread: the consumer's, its relay's, librdkafka's own (rdk:…).
-        "cpu_us_per_event_by_thread": _per_event(
-            marks.get("threads_at_first", {}), marks.get("threads_at_last", {}), counted
-        ),
-        # The cyclic garbage collector's share of it (wall time inside collections, which hold
-        # the GIL), and its collections per generation.
-        "gc_us_per_event": (
-            round(1e6 * (marks.get("gc_at_last", 0.0) - marks.get("gc_at_first", 0.0)) / counted, 1) if counted else 0.0
-        ),
-        "gc_collections": [
-            last - first
-            for first, last in zip(
-                marks.get("gc_runs_at_first", [0] * 3), marks.get("gc_runs_at_last", [0] * 3), strict=True
-            )
-        ],
-        "gc_ms_by_generation": [
-            round(1e3 * (last - first), 1)
-            for first, last in zip(
-                marks.get("gc_by_gen_at_first", [0.0] * 3), marks.get("gc_by_gen_at_last", [0.0] * 3), strict=True
-            )
-        ],
+        "cpu_us_per_event_by_thread": {
+            name: per_event(value) for name, value in sorted(used.threads.items()) if value > 0
+        },
+        # The cyclic garbage collector's share (wall time inside collections, which hold the
+        # GIL), and its collections per generation.
+        "gc_us_per_event": per_event(sum(used.gc_seconds)),
+        "gc_collections": used.gc_collections,
+        "gc_ms_by_generation": [round(1e3 * value, 1) for value in used.gc_seconds],
         "complete": handled() >= n,
     }
 
 
+@dataclass(frozen=True)
+class _Spent:
+    """What the process, its threads, PostgreSQL and the garbage collector had used so far."""
+
+    process: float
+    threads: dict[str, float]
+    postgres: float
+    gc_collections: list[int]
+    gc_seconds: list[float]
+
+    def minus(self, earlier: _Spent) -> _Spent:
+        return _Spent(
+            process=self.process - earlier.process,
+            threads={name: value - earlier.threads.get(name, 0.0) for name, value in self.threads.items()},
+            postgres=self.postgres - earlier.postgres,
+            gc_collections=[a - b for a, b in zip(self.gc_collections, earlier.gc_collections, strict=True)],
+            gc_seconds=[a - b for a, b in zip(self.gc_seconds, earlier.gc_seconds, strict=True)],
+        )
+
+
 class _GcTimer:
-    """A gc callback adding up the time spent in collections and counting them by generation."""
+    """A gc callback adding up the time spent in collections, by generation (gc.get_stats()
+    counts them)."""
 
     def __init__(self) -> None:
-        self.seconds = 0.0
-        self.runs = [0, 0, 0]
-        self.by_generation = [0.0, 0.0, 0.0]
+        self.seconds = [0.0] * len(gc.get_stats())
         self._started: float | None = None
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
             self._started = time.perf_counter()
         elif self._started is not None:
-            spent = time.perf_counter() - self._started
-            self.seconds += spent
-            self.runs[info["generation"]] += 1
-            self.by_generation[info["generation"]] += spent
+            self.seconds[info["generation"]] += time.perf_counter() - self._started
             self._started = None
 
 
@@ -232,13 +243,6 @@ def _thread_cpu_seconds() -> dict[str, float]:
         name = names.get(int(tid)) or re.sub(r"[-\d]+$", "", kernel_name)
         seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return seconds
-
-
-def _per_event(first: dict[str, float], last: dict[str, float], counted: int) -> dict[str, float]:
-    if not counted:
-        return {}
-    spent = {name: value - first.get(name, 0.0) for name, value in last.items()}
-    return {name: round(1e6 * value / counted, 1) for name, value in sorted(spent.items()) if value > 0}
 
 
 def verify(n: int) -> dict[str, int]:

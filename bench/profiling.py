@@ -8,6 +8,7 @@ percentages of the samples — with `--idle` the samples are wall-clock time, wa
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -19,6 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from orderflow.stack.supervisor import resolve_argv
+
+
+def consumers_on_cpu() -> bool:
+    """BENCH_PROFILE_CONSUMERS=cpu: profile consumers where their CPU goes (on-CPU samples)
+    instead of the default wall clock (where they wait)."""
+    return os.environ.get("BENCH_PROFILE_CONSUMERS") == "cpu"
+
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
 

@@ -24,7 +24,6 @@ are (a runaway backlog), so their percentiles cover most of the window.
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,7 +186,7 @@ def run_step(
             raw = profile_dir / f"saga-{int(rate)}-{name}.raw"
             # Consumers: wall clock (where a hop waits) unless BENCH_PROFILE_CONSUMERS=cpu (where
             # their CPU goes: only the thread holding the GIL is sampled).
-            wall = name.startswith("consumer") and os.environ.get("BENCH_PROFILE_CONSUMERS") != "cpu"
+            wall = name.startswith("consumer") and not profiling.consumers_on_cpu()
             recorder = profiling.record(
                 pid,
                 raw,

@@ -75,16 +75,19 @@ class _Compiler:
         self.constants[name] = value
         return name
 
+    def emit(self, depth: int, line: str) -> None:
+        self.lines.append("    " * depth + line)
+
     def fail_if(self, condition: str, depth: int) -> None:
-        self.lines.append(f"{'    ' * depth}if {condition}:")
-        self.lines.append(f"{'    ' * depth}    return False")
+        self.emit(depth, f"if {condition}:")
+        self.emit(depth + 1, "return False")
 
     def block(self, schema: Any, var: str, depth: int) -> None:
         """`schema`'s statements as the body of the block just opened (`pass` if it has none)."""
         start = len(self.lines)
         self.schema(schema, var, depth)
         if len(self.lines) == start:
-            self.lines.append(f"{'    ' * depth}pass")
+            self.emit(depth, "pass")
 
     def schema(self, schema: Any, var: str, depth: int) -> None:
         """Statements checking the value in `var` against `schema`, indented `depth` levels."""
@@ -145,37 +148,38 @@ class _Compiler:
             raise Unsupported("properties")
         additional = schema.get("additionalProperties", True)
         if not is_object:
-            self.lines.append(f"{'    ' * depth}if type({var}) is dict:")
+            self.emit(depth, f"if type({var}) is dict:")
             depth += 1
+        start = len(self.lines)
         names = self.constant(frozenset(properties))
         if additional is False:
             self.fail_if(f"not {var}.keys() <= {names}", depth)
         elif additional is not True:
             key, value = self.fresh("k"), self.fresh("v")
-            self.lines.append(f"{'    ' * depth}for {key}, {value} in {var}.items():")
-            self.lines.append(f"{'    ' * depth}    if {key} not in {names}:")
+            self.emit(depth, f"for {key}, {value} in {var}.items():")
+            self.emit(depth + 1, f"if {key} not in {names}:")
             self.block(additional, value, depth + 2)
-        required = set(schema.get("required", ())) if isinstance(schema.get("required"), list) else set()
+        required = set(schema.get("required", ()))  # a list of names: schema() checked it
         for name, sub in properties.items():
             value, key = self.fresh("v"), self.constant(name)
             if name in required:  # `required` was checked above: the key is there
-                self.lines.append(f"{'    ' * depth}{value} = {var}[{key}]")
+                self.emit(depth, f"{value} = {var}[{key}]")
                 self.schema(sub, value, depth)
             else:
-                self.lines.append(f"{'    ' * depth}if {key} in {var}:")
-                self.lines.append(f"{'    ' * depth}    {value} = {var}[{key}]")
+                self.emit(depth, f"if {key} in {var}:")
+                self.emit(depth + 1, f"{value} = {var}[{key}]")
                 self.schema(sub, value, depth + 1)
-        if self.lines[-1].endswith(":"):  # `if type(x) is dict:` with nothing to check in it
-            self.lines.append(f"{'    ' * depth}pass")
+        if not is_object and len(self.lines) == start:  # `if type(x) is dict:` with nothing in it
+            self.emit(depth, "pass")
 
     def items(self, items: Any, var: str, depth: int, is_array: bool) -> None:
         if not isinstance(items, Mapping):
             raise Unsupported("items")  # a boolean `items`, or an old-style tuple form
         if not is_array:
-            self.lines.append(f"{'    ' * depth}if type({var}) is list:")
+            self.emit(depth, f"if type({var}) is list:")
             depth += 1
         item = self.fresh("v")
-        self.lines.append(f"{'    ' * depth}for {item} in {var}:")
+        self.emit(depth, f"for {item} in {var}:")
         self.block(items, item, depth + 1)
 
 
