@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 "WEB_CONCURRENCY",
                 "GUNICORN_CMD_ARGS",
                 "BENCH_LOADGEN",
+                "BENCH_SAGA_ONE_SYSTEM",
             )
             if k in os.environ
         },

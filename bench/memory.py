@@ -39,10 +39,14 @@ class Sampler:
         self.peak_instance: dict[str, float] = defaultdict(float)  # service -> MB, its tree
         self.processes: dict[str, int] = defaultdict(int)  # kind -> processes seen at the peak
         self.samples = 0
-        self._cpu: dict[int, tuple[str, float]] = {}  # pid -> (kind, user + system seconds)
+        self._cpu: dict[int, tuple[str, float]] = {}  # pid -> (service, user + system seconds)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-memory", daemon=True)
+
+    @property
+    def started(self) -> bool:
+        return self._thread.is_alive()
 
     def start(self) -> Sampler:
         self._thread.start()
@@ -77,7 +81,7 @@ class Sampler:
                 except psutil.Error:
                     continue
                 with self._lock:
-                    self._cpu[proc.pid] = (kind, times.user + times.system)
+                    self._cpu[proc.pid] = (service, times.user + times.system)
                 tree += rss
                 counts[kind] += 1
                 self.peak_process[kind] = max(self.peak_process[kind], rss)
@@ -89,13 +93,14 @@ class Sampler:
                 self.processes[kind] = counts[kind]
         self.samples += 1
 
-    def cpu_seconds(self) -> dict[str, float]:
-        """CPU seconds used so far per kind (take a fresh sample first)."""
+    def cpu_seconds(self, *, by_service: bool = False) -> dict[str, float]:
+        """CPU seconds used so far per kind, or per service (`consumer-orders`, ...) with
+        `by_service` (take a fresh sample first)."""
         self.sample()
         totals: dict[str, float] = defaultdict(float)
         with self._lock:
-            for kind, seconds in self._cpu.values():
-                totals[kind] += seconds
+            for service, seconds in self._cpu.values():
+                totals[service if by_service else kind_of(service)] += seconds
         return dict(totals)
 
     def report(self) -> dict[str, Any]:

@@ -15,6 +15,12 @@ drain counts as infinitely late. The timeline also splits it into hops: the requ
 way to the participants (orders relay → Kafka → inventory/payments consumers) and back (their
 relays → Kafka → orders consumer).
 
+In the full run every step has a system of its own: a fresh embedded broker, fresh databases
+and topics, the processes started anew and warmed up (decision 47). The embedded broker's fetch
+cost grows with every record batch it holds, so on one system each step would also measure the
+steps before it; QUICK's 8-s steps share one system (BENCH_SAGA_ONE_SYSTEM=1 does that in the
+full run too).
+
 A step is sustained when p99 < 1 s, no more than 1% of requests failed and the generator kept
 the rate. A search step stops early once more than 1% of its planned orders have been PENDING
 for over a second: its p99 is then certainly above 1 s. The fixed rates stop early only when 20%
@@ -24,10 +30,13 @@ are (a runaway backlog), so their percentiles cover most of the window.
 from __future__ import annotations
 
 import math
+import os
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from bench import env, memory, profiling, stack
 from bench.loadgen import OpenLoop
@@ -43,12 +52,15 @@ class Plan:
     window: float  # seconds of arrivals per step (also the sustain window)
     drain: float  # seconds to wait for a step's orders to finish
     search_steps: int  # extra steps searching the highest sustained rate
+    # A new system (broker, databases, processes) for every step, so no step measures the broker
+    # the steps before it filled (decision 47); QUICK's 8-s steps share one, to stay short.
+    fresh_system_per_step: bool
 
     @classmethod
     def for_mode(cls, quick: bool) -> Plan:
         if quick:
-            return cls(rates=(10, 50, 100), window=8.0, drain=15.0, search_steps=2)
-        return cls(rates=(10, 50, 100), window=60.0, drain=60.0, search_steps=4)
+            return cls(rates=(10, 50, 100), window=8.0, drain=15.0, search_steps=2, fresh_system_per_step=False)
+        return cls(rates=(10, 50, 100), window=60.0, drain=60.0, search_steps=5, fresh_system_per_step=True)
 
 
 # --- one step -----------------------------------------------------------------------------------------------
@@ -121,6 +133,33 @@ def _stages(box: env.Sandbox, since: float) -> dict[str, dict[str, Any]]:
     }
 
 
+def _batching(box: env.Sandbox, since: float, seconds: float) -> dict[str, dict[str, float]]:
+    """Per context, over the step: relay runs (distinct `published_at`: a run stamps its rows with
+    its transaction's start) and consumer transactions (distinct inbox `processed_at`, likewise),
+    a second and the events each carried. At the saga's rates each costs a fixed amount of CPU
+    whatever it carries, so these say how well that cost is shared."""
+    out: dict[str, dict[str, float]] = {}
+    for context in SUBSCRIBERS:
+        with box.connect(context) as conn:
+            runs, relayed = conn.execute(
+                f"SELECT count(DISTINCT published_at), count(published_at) FROM {context}_outboxevent "
+                "WHERE occurred_at >= to_timestamp(%s)",
+                [since],
+            ).fetchone()
+            transactions, consumed = conn.execute(
+                f"SELECT count(DISTINCT processed_at), count(*) FROM {context}_inboxevent "
+                "WHERE processed_at >= to_timestamp(%s)",
+                [since],
+            ).fetchone()
+        out[context] = {
+            "relay_runs_per_s": round(runs / seconds, 1),
+            "events_per_relay_run": round(relayed / runs, 2) if runs else 0.0,
+            "consumer_transactions_per_s": round(transactions / seconds, 1),
+            "events_per_consumer_transaction": round(consumed / transactions, 2) if transactions else 0.0,
+        }
+    return out
+
+
 def _analyse(records: list[dict[str, Any]], orders: dict[str, dict[str, Any]], rate: float) -> dict[str, Any]:
     accepted = [r for r in records if r.get("order_id")]
     e2e: list[float] = []
@@ -175,7 +214,7 @@ def run_step(
     The step stops early when more than `abort_fraction` of its planned orders have been PENDING
     for over a second (with 0.01 its p99 is then certainly above 1 s)."""
     bodies = stack.order_bodies()
-    cpu_before, wall_before = (sampler.cpu_seconds() if sampler else {}), time.monotonic()
+    cpu_before, wall_before = (sampler.cpu_seconds(by_service=True) if sampler else {}), time.monotonic()
     loop = OpenLoop(f"{base}/api/orders/", bodies=bodies, tokens=tokens, rate=rate, seconds=plan.window).start()
     started = time.time()
     planned = int(rate * plan.window)
@@ -207,15 +246,21 @@ def run_step(
         for _name, _raw, recorder in recorders:
             recorder.__exit__(None, None, None)
     records = loop.result(timeout=plan.window + 120)
-    cpu_after, wall = (sampler.cpu_seconds() if sampler else {}), time.monotonic() - wall_before
+    cpu_after, wall = (sampler.cpu_seconds(by_service=True) if sampler else {}), time.monotonic() - wall_before
     ids = [r["order_id"] for r in records if r.get("order_id")]
     stack.wait_status(box, ids, timeout=plan.drain)
     result = _analyse(records, _timelines(box, ids), rate)
     result["window_s"] = plan.window
     result["stages_ms"] = _stages(box, started - 1.0)
-    # Cores each process kind used while orders arrived (2 = the whole machine here).
-    result["cpu_cores"] = {
-        k: round((cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0)) / wall, 2) for k in sorted(cpu_after)
+    result["batching"] = _batching(box, started - 1.0, wall)
+    # Cores each process kind, and each consumer, used while orders arrived (2 = the whole machine here).
+    cores = {k: (cpu_after.get(k, 0.0) - cpu_before.get(k, 0.0)) / wall for k in cpu_after}
+    by_kind: dict[str, float] = {}
+    for service, used in cores.items():
+        by_kind[memory.kind_of(service)] = by_kind.get(memory.kind_of(service), 0.0) + used
+    result["cpu_cores"] = {k: round(v, 2) for k, v in sorted(by_kind.items())}
+    result["consumer_cores"] = {
+        k.removeprefix("consumer-"): round(v, 2) for k, v in sorted(cores.items()) if k.startswith("consumer-")
     }
     result["aborted_early"] = aborted
     result["arrivals_s"] = round(max((r["sent"] for r in records), default=started) - started, 1)
@@ -269,75 +314,118 @@ def _next_rate(low: float, high: float | None) -> float | None:
     return middle if low < middle < high else None
 
 
-def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str, Any]:
-    plan = Plan.for_mode(quick)
-    services = ["web", "worker", "beat", *(f"consumer-{c}" for c in ALL_CONTEXTS)]
-    with env.sandbox(infra, "saga") as box, box.log_path.open("a") as out:
+@dataclass
+class _System:
+    """One running system: its sandbox (databases, topics), the supervised processes, customers."""
+
+    box: env.Sandbox
+    base: str
+    supervisor: Any
+    tokens: list[str]
+    warm_up_s: float
+
+
+@contextmanager
+def _system(infra: env.Infra, out: TextIO) -> Iterator[_System]:
+    with env.sandbox(infra, "saga") as box:
         stack.seed(box, stock=True)
         with stack.running(box, full=True, out=out) as system:
             tokens = [stack.customer_token(system.base) for _ in range(8)]
             warm_s = stack.warm_up(box, system.base, tokens[0])
             quiesce(box, timeout=30)
-            servers = memory.server_pids(infra.components, env.VAR_DIR)
-            sampler = memory.Sampler(lambda: {**{s: system.supervisor.pid(s) for s in services}, **servers}).start()
+            yield _System(box, system.base, system.supervisor, tokens, warm_s)
+
+
+def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str, Any]:
+    plan = Plan.for_mode(quick)
+    if os.environ.get("BENCH_SAGA_ONE_SYSTEM"):
+        plan = replace(plan, fresh_system_per_step=False)
+    services = ["web", "worker", "beat", *(f"consumer-{c}" for c in ALL_CONTEXTS)]
+    profiled_services = ("web", "worker", *(f"consumer-{c}" for c in SUBSCRIBERS))
+    system: _System | None = None
+    servers: dict[str, int | None] = {}
+
+    def roots() -> dict[str, int | None]:  # the running system's pids, looked up at each sample
+        if system is None:
+            return {}
+        return {**{s: system.supervisor.pid(s) for s in services}, **servers}
+
+    sampler = memory.Sampler(roots)
+    steps: list[dict[str, Any]] = []
+    searched: list[dict[str, Any]] = []
+    search_note = ""
+    warm_ups: list[float] = []
+    restarts: dict[str, int] = dict.fromkeys(services, 0)
+
+    with (infra.log_dir / "saga.log").open("a") as out, ExitStack() as running:
+
+        def fresh() -> _System:
+            """The system for the next step: a new one per step when the plan says so."""
+            nonlocal system
+            if system is not None and not plan.fresh_system_per_step:
+                return system
+            if system is not None:
+                for s in services:
+                    restarts[s] += system.supervisor.restarts(s)
+                running.close()
+                env.fresh_broker(infra)
+            system = running.enter_context(_system(infra, out))
+            warm_ups.append(system.warm_up_s)
+            servers.clear()
+            servers.update(memory.server_pids(infra.components, env.VAR_DIR))
+            if not sampler.started:
+                sampler.start()
+            return system
+
+        def step(rate: float, *, fixed: bool) -> dict[str, Any]:
+            sys_ = fresh()
+            if fixed and not plan.fresh_system_per_step and (steps or searched):
+                if not (steps + searched)[-1]["drained"]:
+                    quiesce(sys_.box, timeout=2 * plan.drain)
+            # The fixed rates run their whole window unless the backlog runs away (20% late).
             profile = None
-            if profile_dir:
-                profile = {
-                    s: system.supervisor.pid(s)
-                    for s in (
-                        "web",
-                        "worker",
-                        "consumer-orders",
-                        "consumer-inventory",
-                        "consumer-payments",
-                        "consumer-notifications",
-                    )
-                }
-            steps: list[dict[str, Any]] = []
-            searched: list[dict[str, Any]] = []
-            search_note = ""
+            if profile_dir and fixed and rate in (10, 50):
+                profile = {s: sys_.supervisor.pid(s) for s in profiled_services}
+            return run_step(
+                sys_.box, sys_.base, sys_.tokens, rate, plan, profile, profile_dir, 0.2 if fixed else 0.01, sampler
+            )
 
-            def settled() -> bool:
-                previous = (steps + searched)[-1] if steps or searched else None
-                return previous is None or previous["drained"] or quiesce(box, timeout=2 * plan.drain)
-
-            def fixed(rate: float) -> None:
-                # The fixed rates run their whole window unless the backlog runs away (20% late).
-                profiled = profile if rate in (10, 50) else None
-                steps.append(run_step(box, system.base, tokens, rate, plan, profiled, profile_dir, 0.2, sampler))
-
-            # The lowest fixed rate, then the search for the highest sustained rate, then the higher
-            # fixed rates: a step far above capacity leaves the embedded broker slower for the rest
-            # of the run (its CPU grew from 0.44 to 0.75 cores at lower rates after the 100/s step),
-            # and every step after it would measure that instead.
-            fixed(plan.rates[0])
-            low = plan.rates[0] if steps[0]["sustained"] else 0.0
-            high = None if steps[0]["sustained"] else plan.rates[0]
-            for _ in range(plan.search_steps):
-                rate = _next_rate(low, high)
-                if rate is None:
-                    break
-                if not settled():
-                    search_note = f"stopped before {rate:g}/s: the previous step's backlog did not drain"
-                    env.log(f"saga: {search_note}")
-                    break
-                step = run_step(box, system.base, tokens, rate, plan, sampler=sampler)
-                searched.append(step)
-                if step["sustained"]:
-                    low = max(low, rate)
-                else:
-                    high = rate if high is None else min(high, rate)
-            for rate in plan.rates[1:]:
-                settled()
-                fixed(rate)
-            # A fixed rate sustained above the search's best counts too.
-            low = max([low, *(s["offered_per_s"] for s in steps if s["sustained"])])
-            failed = [
-                s["offered_per_s"] for s in [*steps, *searched] if not s["sustained"] and s["offered_per_s"] > low
-            ]
-            high = min(failed, default=None)
-            sampler.stop()
-            restarts = {s: system.supervisor.restarts(s) for s in services}
+        # The lowest fixed rate, then the search for the highest sustained rate, then the higher
+        # fixed rates. On one system for all steps (QUICK) this order matters: a step far above
+        # capacity leaves the embedded broker slower for the rest of the run (its CPU grew from 0.44
+        # to 0.75 cores at lower rates after the 100/s step), and every step after it would measure
+        # that. The full run gives each step a system of its own (decision 47).
+        steps.append(step(plan.rates[0], fixed=True))
+        low = plan.rates[0] if steps[0]["sustained"] else 0.0
+        high = None if steps[0]["sustained"] else plan.rates[0]
+        for _ in range(plan.search_steps):
+            rate = _next_rate(low, high)
+            if rate is None:
+                break
+            previous = (steps + searched)[-1]
+            if (
+                not plan.fresh_system_per_step
+                and not previous["drained"]
+                and not quiesce(system.box, timeout=2 * plan.drain)
+            ):
+                search_note = f"stopped before {rate:g}/s: the previous step's backlog did not drain"
+                env.log(f"saga: {search_note}")
+                break
+            result = step(rate, fixed=False)
+            searched.append(result)
+            if result["sustained"]:
+                low = max(low, rate)
+            else:
+                high = rate if high is None else min(high, rate)
+        for rate in plan.rates[1:]:
+            steps.append(step(rate, fixed=True))
+        # A fixed rate sustained above the search's best counts too.
+        low = max([low, *(s["offered_per_s"] for s in steps if s["sustained"])])
+        failed = [s["offered_per_s"] for s in [*steps, *searched] if not s["sustained"] and s["offered_per_s"] > low]
+        high = min(failed, default=None)
+        sampler.stop()
+        for s in services:
+            restarts[s] += system.supervisor.restarts(s)
     latencies = {str(s["offered_per_s"]): s.pop("latencies_ms") for s in [*steps, *searched]}
     return {
         "rates": [_public(s) for s in steps],
@@ -346,8 +434,9 @@ def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str,
         "first_unsustained_per_s": high,
         "search_note": search_note,
         "window_s": plan.window,
+        "fresh_system_per_step": plan.fresh_system_per_step,
         "sustain_criteria": "p99 < 1 s over the window, ≤ 1% failed requests, ≥ 95% of the offered rate sent",
-        "warm_up_s": round(warm_s, 1),
+        "warm_up_s": round(max(warm_ups), 1),
         "restarts": restarts,
         "memory": sampler.report(),
         "latencies_ms": latencies,
