@@ -229,7 +229,7 @@ class _RelayThread(threading.Thread):
                             return
                         continue
                     self.wake.clear()
-                    self._relay()  # what committed before the LISTEN
+                    self._relay(listened=True)  # what committed before the LISTEN
                     self.listening.set()
                 try:
                     heard = listener.wait(0 if self.wake.is_set() else self.LISTEN_POLL_SECONDS)
@@ -241,7 +241,7 @@ class _RelayThread(threading.Thread):
                     continue
                 if heard or self.wake.is_set():
                     self.wake.clear()
-                    self._relay()
+                    self._relay(listened=True)
                 if self.stopping.is_set() and not self.wake.is_set():
                     return  # after the run that stopping's wake asked for
         finally:
@@ -257,10 +257,10 @@ class _RelayThread(threading.Thread):
             return None
         return listener
 
-    def _relay(self) -> None:
+    def _relay(self, *, listened: bool = False) -> None:
         from orderflow.messaging.tasks import kick, relay_here
 
-        if not relay_here(self.context):
+        if not relay_here(self.context, listened=listened):
             kick(self.context)
 
 

@@ -195,6 +195,44 @@ def test_a_commit_during_another_relay_run_is_covered_by_that_run(kafka_ns, monk
     assert keys.count(b"SKU-H1") == 1 and keys.count(b"SKU-H2") == 1
 
 
+def test_a_listening_relay_counts_its_attempt_only_when_locked_out(kafka_ns, monkeypatch):
+    """A listening relay's run skips the hand-over's Redis round trips, unless it could not take
+    the lock: then it counts itself, and the run holding the context relays its row too."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    attempts = tasks._attempts_key("catalog")
+    client.delete(attempts)
+    catalog.product_add(sku="SKU-L1", name="Alone", price=Money.of("1.00", "USD"))
+    assert tasks.relay_listened(context="catalog", max_seconds=10).published == 1
+    assert client.get(attempts) is None  # uncontended: no count
+
+    catalog.product_add(sku="SKU-L2", name="First", price=Money.of("1.00", "USD"))
+    held = _HeldProducer()
+    monkeypatch.setattr(tasks, "shared_producer", lambda: held)
+
+    def hold() -> None:
+        try:
+            tasks.relay_with_handover(context="catalog", max_seconds=30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.flushing.wait(10)  # the holder read SKU-L2 and holds the lock
+        monkeypatch.setattr(tasks, "shared_producer", shared_producer)
+        catalog.product_add(sku="SKU-L3", name="During", price=Money.of("1.00", "USD"))
+        result = tasks.relay_listened(context="catalog", max_seconds=10)
+        assert result.locked_out and result.published == 0
+        assert int(client.get(attempts)) == 2  # the holder's count and this one's
+    finally:
+        held.release.set()
+        holder.join(30)
+    rows = OutboxEvent.objects.using("catalog").filter(aggregateid__in=["SKU-L1", "SKU-L2", "SKU-L3"])
+    assert len(rows) == 3 and all(row.published_at is not None for row in rows)
+    keys = [m.key() for m in read_topic(topic_name("catalog.product"), expect=3, timeout=8, settle=1)]
+    assert sorted(keys) == [b"SKU-L1", b"SKU-L2", b"SKU-L3"]
+
+
 def _expected_headers(row: OutboxEvent, context: str) -> list[tuple[str, bytes]]:
     """The CloudEvents headers as defined before the relay built them in SQL: the row's values
     formatted in Python (`str(uuid)`, `datetime.isoformat()`, `str()` of every extra header)."""
