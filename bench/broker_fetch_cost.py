@@ -38,14 +38,21 @@ def _broker_process(port: str) -> psutil.Process:
     raise RuntimeError(f"no broker process listening on port {port}")
 
 
-def _fill(producer: Producer, topic: str, batches: int) -> None:
-    for _ in range(batches):
-        producer.produce(topic, PAYLOAD)
+def _fill(producer: Producer, topic: str, batches: int, partitions: int) -> None:
+    for n in range(batches):
+        producer.produce(topic, PAYLOAD, partition=n % partitions)
         producer.flush()  # one produce request, so one stored batch, per record
 
 
 def _window(
-    bootstrap: str, broker: psutil.Process, topic: str, producer: Producer, *, rate: int, seconds: float
+    bootstrap: str,
+    broker: psutil.Process,
+    topic: str,
+    producer: Producer,
+    *,
+    rate: int,
+    seconds: float,
+    partitions: int,
 ) -> tuple[float, int]:
     """Tansu's cores while one consumer reads `topic` and `rate` one-record batches/s arrive."""
     consumer = Consumer(
@@ -73,9 +80,11 @@ def _window(
     time.sleep(7)  # the group join, which Tansu answers slowly
     received[0] = 0
     started_cpu, started = _cpu_seconds(broker), time.monotonic()
+    sent = 0
     while time.monotonic() - started < seconds:
         if rate:
-            producer.produce(topic, PAYLOAD)
+            producer.produce(topic, PAYLOAD, partition=sent % partitions)
+            sent += 1
             producer.flush()
             time.sleep(1 / rate)
         else:
@@ -91,6 +100,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.broker_fetch_cost", description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="0,2000,5000,10000", help="stored batches before each window")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--partitions", type=int, default=1, help="partitions of each topic (batches spread round-robin)"
+    )
     args = parser.parse_args()
     kafka = start_kafka()
     try:
@@ -102,12 +114,14 @@ def main() -> None:
         sizes = [int(size) for size in args.sizes.split(",")]
         for size in sizes:
             topic = f"fetch-cost-{size}"
-            for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+            for future in admin.create_topics([NewTopic(topic, args.partitions, 1)]).values():
                 future.result()
-            _fill(producer, topic, size)
+            _fill(producer, topic, size, args.partitions)
             # The longest topic also gets a window without new data.
             for rate in (100, 0) if size == max(sizes) else (100,):
-                cores, received = _window(bootstrap, broker, topic, producer, rate=rate, seconds=args.seconds)
+                cores, received = _window(
+                    bootstrap, broker, topic, producer, rate=rate, seconds=args.seconds, partitions=args.partitions
+                )
                 print(f"{size:>14,} | {rate:>13} | {cores:>11.3f} | {received:>16,}", flush=True)
     finally:
         kafka.stop()

@@ -38,6 +38,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+import psycopg
+
 from bench import env, memory, profiling, stack
 from bench.loadgen import OpenLoop
 from bench.stats import percentile, summary_ms
@@ -66,13 +68,13 @@ class Plan:
 # --- one step -----------------------------------------------------------------------------------------------
 
 
-def _late_pending(box: env.Sandbox, since: float) -> int:
-    with box.connect("orders") as conn:
-        return conn.execute(
-            "SELECT count(*) FROM orders_order WHERE status = 'PENDING' "
-            "AND created_at >= to_timestamp(%s) AND created_at < now() - interval '1 second'",
-            [since],
-        ).fetchone()[0]
+def _late_pending(conn: psycopg.Connection, since: float) -> int:
+    """Orders of this step PENDING for over a second (`conn`: the orders database, autocommit)."""
+    return conn.execute(
+        "SELECT count(*) FROM orders_order WHERE status = 'PENDING' "
+        "AND created_at >= to_timestamp(%s) AND created_at < now() - interval '1 second'",
+        [since],
+    ).fetchone()[0]
 
 
 def _timelines(box: env.Sandbox, ids: list[str]) -> dict[str, dict[str, Any]]:
@@ -198,6 +200,39 @@ def _analyse(records: list[dict[str, Any]], orders: dict[str, dict[str, Any]], r
     }
 
 
+SEGMENT_S = 10.0  # the step's window is split into stretches of this many seconds of arrivals
+
+
+def _segments(
+    records: list[dict[str, Any]],
+    orders: dict[str, dict[str, Any]],
+    started: float,
+    cpu_marks: list[tuple[float, dict[str, float]]],
+) -> list[dict[str, Any]]:
+    """The step stretch by stretch (SEGMENT_S of send time each): the orders sent in it, their
+    p50/p99 (unconfirmed = infinitely late), and each process kind's cores over the same stretch
+    (`cpu_marks`: (seconds since `started`, CPU seconds per kind so far), one every SEGMENT_S).
+    A broker whose fetch grows with every stored batch shows here as latency and broker cores
+    rising from one stretch to the next at the same offered rate."""
+    out: list[dict[str, Any]] = []
+    for (t0, cpu0), (t1, cpu1) in zip(cpu_marks, cpu_marks[1:], strict=False):
+        latencies = []
+        for record in records:
+            if record.get("order_id") and t0 <= record["sent"] - started < t1:
+                confirmed = orders.get(record["order_id"], {}).get("OrderConfirmed")
+                latencies.append((confirmed[0] - record["sent"]) * 1000 if confirmed else math.inf)
+        span = t1 - t0
+        out.append(
+            {
+                "from_s": round(t0, 1),
+                "orders": len(latencies),
+                **summary_ms(latencies, (50, 99)),
+                "cpu_cores": {k: round((cpu1.get(k, 0.0) - cpu0.get(k, 0.0)) / span, 2) for k in sorted(cpu1)},
+            }
+        )
+    return out
+
+
 def run_step(
     box: env.Sandbox,
     base: str,
@@ -235,13 +270,21 @@ def run_step(
             )
             recorder.__enter__()
             recorders.append((name, raw, recorder))
+    # One connection for the step's checks: a new one each second was a fork of a PostgreSQL
+    # backend (and its authentication) a second, on the machine being measured.
+    cpu_marks: list[tuple[float, dict[str, float]]] = []  # for `segments`
+    if sampler:
+        cpu_marks.append((time.time() - started, sampler.cpu_seconds()))
     try:
-        while time.time() < started + plan.window + 0.5:
-            time.sleep(1.0)
-            if _late_pending(box, started) > planned * abort_fraction:
-                loop.stop()
-                aborted = True
-                break
+        with box.connect("orders") as conn:
+            while time.time() < started + plan.window + 0.5:
+                time.sleep(1.0)
+                if sampler and time.time() - started >= len(cpu_marks) * SEGMENT_S:
+                    cpu_marks.append((time.time() - started, sampler.cpu_seconds()))
+                if _late_pending(conn, started) > planned * abort_fraction:
+                    loop.stop()
+                    aborted = True
+                    break
     finally:
         for _name, _raw, recorder in recorders:
             recorder.__exit__(None, None, None)
@@ -249,8 +292,10 @@ def run_step(
     cpu_after, wall = (sampler.cpu_seconds(by_service=True) if sampler else {}), time.monotonic() - wall_before
     ids = [r["order_id"] for r in records if r.get("order_id")]
     stack.wait_status(box, ids, timeout=plan.drain)
-    result = _analyse(records, _timelines(box, ids), rate)
+    orders = _timelines(box, ids)
+    result = _analyse(records, orders, rate)
     result["window_s"] = plan.window
+    result["segments"] = _segments(records, orders, started, cpu_marks)
     result["stages_ms"] = _stages(box, started - 1.0)
     result["batching"] = _batching(box, started - 1.0, wall)
     # Cores each process kind, and each consumer, used while orders arrived (2 = the whole machine here).
