@@ -62,7 +62,7 @@ class Plan:
     def for_mode(cls, quick: bool) -> Plan:
         if quick:
             return cls(rates=(10, 50, 100), window=8.0, drain=15.0, search_steps=2, fresh_system_per_step=False)
-        return cls(rates=(10, 50, 100), window=60.0, drain=60.0, search_steps=5, fresh_system_per_step=True)
+        return cls(rates=(10, 50, 100), window=60.0, drain=60.0, search_steps=7, fresh_system_per_step=True)
 
 
 # --- one step -----------------------------------------------------------------------------------------------

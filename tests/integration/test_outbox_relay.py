@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis
@@ -162,12 +164,10 @@ class _HeldProducer:
         return self.real.flush(timeout)
 
 
-def test_a_commit_during_another_relay_run_is_covered_by_that_run(kafka_ns, monkeypatch):
-    """A locked-out attempt queues nothing and waits for nothing: the run holding the context
-    sees that someone tried meanwhile and goes again."""
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    catalog.product_add(sku="SKU-H1", name="First", price=Money.of("1.00", "USD"))
-    client.delete(context_queue("catalog"), f"orderflow:relay-kick:{kafka_ns}:catalog")
+@contextmanager
+def _a_run_holding_the_lock(monkeypatch) -> Iterator[None]:
+    """Within this block another thread's `relay_with_handover` run of catalog holds the lock,
+    caught in its flush with what was committed before the block; after it, the run finishes."""
     held = _HeldProducer()
     monkeypatch.setattr(tasks, "shared_producer", lambda: held)
 
@@ -180,14 +180,24 @@ def test_a_commit_during_another_relay_run_is_covered_by_that_run(kafka_ns, monk
     holder = threading.Thread(target=hold)
     holder.start()
     try:
-        assert held.flushing.wait(10)  # the holder read SKU-H1 and holds the lock
+        assert held.flushing.wait(10)  # the holder read what was committed and holds the lock
         monkeypatch.setattr(tasks, "shared_producer", shared_producer)
-        with outbox.inline_relay("catalog"):
-            catalog.product_add(sku="SKU-H2", name="During", price=Money.of("1.00", "USD"))
-        assert OutboxEvent.objects.using("catalog").get(aggregateid="SKU-H2").published_at is None  # locked out
+        yield
     finally:
         held.release.set()
         holder.join(30)
+
+
+def test_a_commit_during_another_relay_run_is_covered_by_that_run(kafka_ns, monkeypatch):
+    """A locked-out attempt queues nothing and waits for nothing: the run holding the context
+    sees that someone tried meanwhile and goes again."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    catalog.product_add(sku="SKU-H1", name="First", price=Money.of("1.00", "USD"))
+    client.delete(context_queue("catalog"), f"orderflow:relay-kick:{kafka_ns}:catalog")
+    with _a_run_holding_the_lock(monkeypatch):  # holding SKU-H1
+        with outbox.inline_relay("catalog"):
+            catalog.product_add(sku="SKU-H2", name="During", price=Money.of("1.00", "USD"))
+        assert OutboxEvent.objects.using("catalog").get(aggregateid="SKU-H2").published_at is None  # locked out
     rows = OutboxEvent.objects.using("catalog").filter(aggregateid__in=["SKU-H1", "SKU-H2"])
     assert all(row.published_at is not None for row in rows) and len(rows) == 2
     assert queued_relay_tasks(client, "catalog") == 0
@@ -206,27 +216,11 @@ def test_a_listening_relay_counts_its_attempt_only_when_locked_out(kafka_ns, mon
     assert client.get(attempts) is None  # uncontended: no count
 
     catalog.product_add(sku="SKU-L2", name="First", price=Money.of("1.00", "USD"))
-    held = _HeldProducer()
-    monkeypatch.setattr(tasks, "shared_producer", lambda: held)
-
-    def hold() -> None:
-        try:
-            tasks.relay_with_handover(context="catalog", max_seconds=30)
-        finally:
-            connections.close_all()
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert held.flushing.wait(10)  # the holder read SKU-L2 and holds the lock
-        monkeypatch.setattr(tasks, "shared_producer", shared_producer)
+    with _a_run_holding_the_lock(monkeypatch):  # holding SKU-L2
         catalog.product_add(sku="SKU-L3", name="During", price=Money.of("1.00", "USD"))
         result = tasks.relay_listened(context="catalog", max_seconds=10)
         assert result.locked_out and result.published == 0
         assert int(client.get(attempts)) == 2  # the holder's count and this one's
-    finally:
-        held.release.set()
-        holder.join(30)
     rows = OutboxEvent.objects.using("catalog").filter(aggregateid__in=["SKU-L1", "SKU-L2", "SKU-L3"])
     assert len(rows) == 3 and all(row.published_at is not None for row in rows)
     keys = [m.key() for m in read_topic(topic_name("catalog.product"), expect=3, timeout=8, settle=1)]
