@@ -35,6 +35,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -162,17 +163,22 @@ def _batching(box: env.Sandbox, since: float, seconds: float) -> dict[str, dict[
     return out
 
 
+def _e2e_ms(record: dict[str, Any], orders: dict[str, dict[str, Any]]) -> float:
+    """An accepted order's POST sent → CONFIRMED in ms; infinitely late if it never confirmed."""
+    confirmed = orders.get(record["order_id"], {}).get("OrderConfirmed")
+    return math.inf if confirmed is None else (confirmed[0] - record["sent"]) * 1000
+
+
 def _analyse(records: list[dict[str, Any]], orders: dict[str, dict[str, Any]], rate: float) -> dict[str, Any]:
     accepted = [r for r in records if r.get("order_id")]
     e2e: list[float] = []
     hops: dict[str, list[float]] = {"request": [], "to_participants": [], "back_to_orders": []}
     for record in accepted:
         order = orders.get(record["order_id"], {})
+        e2e.append(_e2e_ms(record, orders))
         confirmed = order.get("OrderConfirmed")
         if confirmed is None:
-            e2e.append(math.inf)
             continue
-        e2e.append((confirmed[0] - record["sent"]) * 1000)
         replies = [order[t][0] for t in ("StockReserved", "PaymentAuthorized") if t in order]
         if "created" in order and len(replies) == 2:
             hops["request"].append((order["created"] - record["sent"]) * 1000)
@@ -215,12 +221,8 @@ def _segments(
     A broker whose fetch grows with every stored batch shows here as latency and broker cores
     rising from one stretch to the next at the same offered rate."""
     out: list[dict[str, Any]] = []
-    for (t0, cpu0), (t1, cpu1) in zip(cpu_marks, cpu_marks[1:], strict=False):
-        latencies = []
-        for record in records:
-            if record.get("order_id") and t0 <= record["sent"] - started < t1:
-                confirmed = orders.get(record["order_id"], {}).get("OrderConfirmed")
-                latencies.append((confirmed[0] - record["sent"]) * 1000 if confirmed else math.inf)
+    for (t0, cpu0), (t1, cpu1) in pairwise(cpu_marks):
+        latencies = [_e2e_ms(r, orders) for r in records if r.get("order_id") and t0 <= r["sent"] - started < t1]
         span = t1 - t0
         out.append(
             {
@@ -270,12 +272,12 @@ def run_step(
             )
             recorder.__enter__()
             recorders.append((name, raw, recorder))
-    # One connection for the step's checks: a new one each second was a fork of a PostgreSQL
-    # backend (and its authentication) a second, on the machine being measured.
     cpu_marks: list[tuple[float, dict[str, float]]] = []  # for `segments`
     if sampler:
         cpu_marks.append((time.time() - started, sampler.cpu_seconds()))
     try:
+        # One connection for the step's checks: a new one each second was a fork of a PostgreSQL
+        # backend (and its authentication) a second, on the machine being measured.
         with box.connect("orders") as conn:
             while time.time() < started + plan.window + 0.5:
                 time.sleep(1.0)
