@@ -54,7 +54,7 @@ def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str,
                 )
                 with web_log.open("rb") as log:
                     log.seek(before)
-                    # max_requests = 1000 (+ jitter) in the production config: workers are recycled.
+                    # max_requests (+ jitter) in the production config: workers are recycled.
                     result.worker_restarts = log.read().count(b"Booting worker with pid")
                 cpu_after = sampler.cpu_seconds()
                 # Cores used per kind during the round (web = gunicorn master + workers).

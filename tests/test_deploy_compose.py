@@ -12,6 +12,7 @@ Needs neither Django settings nor a database: `pytest tests/test_deploy_compose.
 from __future__ import annotations
 
 import copy
+import gc
 import json
 import re
 import runpy
@@ -321,6 +322,18 @@ def test_gunicorn_config_binds_from_the_environment(monkeypatch, env, bind):
 def test_gunicorn_workers_follow_web_concurrency(monkeypatch):
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     assert runpy.run_path(str(GUNICORN_CONF))["workers"] == 3
+
+
+def test_gunicorn_master_freezes_its_heap_before_each_fork():
+    # A worker's collections must not walk (and so copy) what the preloaded master holds.
+    config = runpy.run_path(str(GUNICORN_CONF))
+    assert config["preload_app"] is True
+    before = gc.get_freeze_count()
+    try:
+        config["pre_fork"](None, None)
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()
 
 
 # --- (c) Gateway routing -------------------------------------------------------------------------
