@@ -65,9 +65,8 @@ keepalive = 5
 preload_app = True
 
 # Recycle workers now and then so a slow leak cannot grow forever; jitter avoids all workers
-# restarting at once. Not every 1,000 requests: a busy worker (400-500 requests a second in the
-# HTTP benchmark) was then recycled every two or three seconds, and the recycling cost the light
-# endpoints a fifth of their throughput (decision 49).
+# restarting at once. Not every 1,000 requests: a busy worker was then recycled every few seconds,
+# and each recycle costs CPU and a cold start (decision 49).
 max_requests = 10000
 max_requests_jitter = 1000
 
@@ -105,10 +104,9 @@ def post_worker_init(worker):
 def pre_fork(server, worker):
     # Move everything the master has loaded (Django, the URLconf, DRF: decision 23) into the
     # garbage collector's permanent generation before each fork, as the gc module's documentation
-    # advises for fork without exec. A worker's collections then never walk those objects: each
-    # walk wrote to every page holding them, copying the master's whole heap into the worker, and
-    # cost its CPU. Measured in the HTTP benchmark: the baseline endpoint 1,499-1,746 -> 2,047-2,362
-    # req/s, p99 147-308 -> 36-44 ms; the order endpoint's p99 205-326 -> 106-111 ms (decision 49).
+    # advises for fork without exec. A worker's collections then never walk those objects: a walk
+    # writes to every page holding them, copying the master's heap into the worker, and costs CPU
+    # on every full collection. Figures in decision 49.
     gc.freeze()
 
 
