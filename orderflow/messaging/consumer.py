@@ -22,7 +22,7 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -92,6 +92,19 @@ def batch_subscriptions(context: str) -> dict[str, BatchHandler]:
     return {event_type.type: handler for event_type, handler in batch.items()}
 
 
+def context_group(context: str) -> str:
+    """The context's consumer group (and inbox consumer name): per namespace, so stacks sharing a
+    broker never share a group. With the default namespace it is `orderflow.<context>`."""
+    return f"{settings.KAFKA_TOPIC_NAMESPACE}.{context}"
+
+
+def consumer_topics(context: str, handled_types: Iterable[str]) -> list[str]:
+    """The topics a consumer of `context` handling `handled_types` subscribes to: their streams
+    and the context's retry topic (none when it handles nothing)."""
+    streams = sorted({topic_name(registry.get(t).stream) for t in handled_types})
+    return [*streams, retry_topic(context)] if streams else []
+
+
 def _next_offsets(done: list[Message]) -> list[TopicPartition]:
     """The offsets to store for records done in delivery order: per partition, the one after
     its last record (one store call a batch instead of one a record)."""
@@ -133,9 +146,7 @@ class ContextConsumer:
         retry_delays: list[float] | None = None,
     ) -> None:
         self.context = context
-        # The group (and inbox consumer name) is per namespace: stacks sharing a broker never share
-        # a group. With the default namespace it is `orderflow.<context>`.
-        self.name = group_id or f"{settings.KAFKA_TOPIC_NAMESPACE}.{context}"
+        self.name = group_id or context_group(context)
         self.handlers = handlers if handlers is not None else subscriptions(context)
         # Handlers given by the caller (tests) are not paired with the context's batch handlers.
         if batch_handlers is None:
@@ -147,8 +158,7 @@ class ContextConsumer:
         self.batch_size = batch_size
         self.retry_topic = retry_topic(context)
         self.retry_delays = list(settings.CONSUMER_RETRY_DELAYS if retry_delays is None else retry_delays)
-        streams = sorted({topic_name(registry.get(t).stream) for t in self.handlers})
-        self.topics = [*streams, self.retry_topic] if streams else []
+        self.topics = consumer_topics(context, self.handlers)
         # (context, name) pairs we handle: a newer version of one of them is a permanent failure,
         # anything else on these topics is not for us and is skipped.
         self._subscribed_names = {(registry.get(t).context, registry.get(t).name) for t in self.handlers}

@@ -153,6 +153,11 @@ def cmd_run() -> int:
                     return code if code > 0 else 1
             supervisor.start()
             if supervisor.wait_ready(f"{base}/health/ready", READY_TIMEOUT):
+                # The web answers seconds before the consumers have joined their groups (slow on
+                # the embedded broker) and applied the seeded events: an order posted then would
+                # find the orders context's catalog replica empty. Ready means ready to order.
+                if supervisor.run_once("settle", processes.SETTLE) != 0:
+                    supervisor.log("the consumers have not caught up (see above); orders wait until they do")
                 print(_banner(base, env), flush=True)
             else:
                 supervisor.log(

@@ -14,6 +14,7 @@ BEAT = ["celery", "--app", "orderflow", "beat", "--loglevel", "INFO"]
 # One-shot steps before the long-running processes start.
 MIGRATE = ["python", "manage.py", "migrate_contexts"]
 CREATE_TOPICS = ["python", "manage.py", "create_topics"]
+SETTLE = ["python", "manage.py", "await_settled", "--timeout", "60"]
 
 
 def consumer(context: str) -> list[str]:

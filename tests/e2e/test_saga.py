@@ -15,7 +15,7 @@ from confluent_kafka import Producer
 
 from tests.e2e.conftest import DEADLINE_SECONDS, eventually
 from tests.e2e.shop import FINAL, Shop, assert_invariants
-from tests.fixtures.processes import pg_connect
+from tests.fixtures.processes import manage, pg_connect
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +36,26 @@ def test_stack_is_ready_and_documented(stack):
     asset = http.request("GET", "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
     assert asset.status == 200, "Swagger UI assets are served locally"
     assert "orderflow_outbox_backlog" in http.request("GET", "/metrics").body
+
+
+def test_await_settled_answers_once_every_group_has_caught_up(stack):
+    # `make run` says ready only after this: the seeded catalog has reached the orders replica.
+    settled = manage("await_settled", "--timeout", "60", env=stack.env, timeout=90)
+    assert "settled: 6 context(s)" in settled.stdout
+    # Groups that never joined (another namespace: no members, no topics) are named after the wait.
+    elsewhere = manage(
+        "await_settled",
+        "--timeout",
+        "1",
+        env={**stack.env, "KAFKA_TOPIC_NAMESPACE": f"nobody{uuid.uuid4().hex[:6]}"},
+        timeout=60,
+        check=False,
+    )
+    assert elsewhere.returncode == 1, elsewhere.stdout
+    assert "not settled after 1 s" in elsewhere.stderr
+    for context in ("inventory", "orders", "payments", "notifications"):
+        assert f"{context}: consumer group empty (no member has joined yet)" in elsewhere.stderr
+    assert "catalog:" not in elsewhere.stderr  # subscribes to nothing: no group to wait for
 
 
 def test_happy_path_confirms_captures_commits_and_notifies_once(shop):
