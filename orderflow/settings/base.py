@@ -94,6 +94,15 @@ for _db in DATABASES.values():
     # Short-lived web requests reuse connections; health checks catch dead ones before use.
     _db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     _db["CONN_HEALTH_CHECKS"] = True
+    # Server-side prepared statements for the hot statements that ask for them (PreparedCursor in
+    # orderflow/messaging/bulk.py). Django turns psycopg's off (prepare_threshold=None) for the sake
+    # of transaction-pooling PgBouncers, which silently made `prepare=True` a no-op: every batch
+    # statement was parsed and planned again (decision 51). Django's own cursor binds parameters
+    # client-side and never prepares, so ORM queries are unaffected. DB_PREPARED_STATEMENTS=false
+    # for a pooler that cannot keep prepared statements (PgBouncer < 1.21 in transaction mode).
+    _db.setdefault("OPTIONS", {}).setdefault(
+        "prepare_threshold", 5 if env.bool("DB_PREPARED_STATEMENTS", default=True) else None
+    )
     _db.setdefault("TEST", {})
     _db["TEST"].setdefault("NAME", f"test_{_db['NAME']}")
 

@@ -64,3 +64,32 @@ def test_a_transaction_django_marked_for_rollback_is_refused():
             bulk.execute(DB, INSERT, ["SKU-P7", 1])
         with pytest.raises(TransactionManagementError):
             bulk.execute(DB, "SELECT 1", [])
+
+
+def test_hot_statements_are_prepared_once_per_connection_and_then_reuse_their_plan():
+    # Django turns psycopg's prepared statements off (prepare_threshold=None) unless OPTIONS set it;
+    # `prepare=True` was then silently ignored and every hot statement parsed and planned again.
+    sql = "SELECT on_hand FROM inventory_stockitem WHERE sku = ANY(%s) ORDER BY sku"
+    for _ in range(8):
+        bulk.execute(DB, sql, [["SKU-P7", "SKU-P8"]], fetch=True)
+    with connections[DB].cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans + custom_plans, generic_plans FROM pg_prepared_statements WHERE statement = %s",
+            [sql.replace("%s", "$1")],
+        )
+        row = cursor.fetchone()
+    assert row is not None, "not prepared: is psycopg's prepare_threshold None (Django's default)?"
+    executions, generic = row
+    assert executions == 8  # one prepared statement, executed eight times
+    assert generic >= 3  # PostgreSQL's plan cache settled on one generic plan after five custom ones
+
+
+def test_django_queries_stay_unprepared():
+    # The ORM's client-side binding never prepares, whatever the threshold: a pooler that cannot
+    # keep prepared statements only ever sees the hot statements' (DB_PREPARED_STATEMENTS=false).
+    for _ in range(8):
+        list(StockItem.objects.using(DB).filter(sku="SKU-P9"))
+    with connections[DB].cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert not [s for s in prepared if '"inventory_stockitem"."sku"' in s], prepared
