@@ -126,10 +126,11 @@ def orders_reserve(*, orders: Sequence[OrderToReserve]) -> list[domain.Reservati
             # are built (see orderflow.messaging.bulk.pipelined).
             with bulk.pipelined(DB):
                 if changed:
-                    cursor.execute(
+                    cursor.execute(  # `s.sku = ANY(…)`: through the primary key (see bulk.json_rows)
                         f"UPDATE {stock_items} AS s SET reserved = r.reserved, updated_at = %s "
-                        "FROM json_to_recordset(%s::json) AS r(sku text, reserved integer) WHERE s.sku = r.sku",
-                        [now, json_rows(("sku", "reserved"), changed)],
+                        "FROM json_to_recordset(%s::json) AS r(sku text, reserved integer) "
+                        "WHERE s.sku = r.sku AND s.sku = ANY(%s)",
+                        [now, json_rows(("sku", "reserved"), changed), [sku for sku, _ in changed]],
                     )
                 cursor.execute(
                     f"INSERT INTO {reservations} (order_id, status, lines, created_at, updated_at) "
@@ -283,12 +284,13 @@ def _reservations_change(orders: Sequence[OrderRef], *, eligible, to, change, re
                 cursor.execute(
                     f"UPDATE {stock_items} AS s SET on_hand = r.on_hand, reserved = r.reserved, updated_at = %s "
                     "FROM json_to_recordset(%s::json) AS r(sku text, on_hand integer, reserved integer) "
-                    "WHERE s.sku = r.sku",
+                    "WHERE s.sku = r.sku AND s.sku = ANY(%s)",  # through the primary key (see bulk.json_rows)
                     [
                         now,
                         json_rows(
                             ("sku", "on_hand", "reserved"), [(i.sku, i.on_hand, i.reserved) for i in stock.values()]
                         ),
+                        list(stock),
                     ],
                 )
                 cursor.execute(

@@ -75,12 +75,13 @@ def update_statuses(*, rows: Sequence[tuple[uuid.UUID, str, str, str, str]], now
         return
     table = _table(OrderView if views else Order)
     with bulk.PreparedCursor(DB) as cursor:
+        # `t.id = ANY(…)`: the rows are found through the primary key (see bulk.json_rows).
         cursor.execute(
             f"UPDATE {table} AS t SET status = r.status, stock_status = r.stock_status, "
             "payment_status = r.payment_status, cancellation_reason = r.cancellation_reason, updated_at = %s "
             "FROM json_to_recordset(%s::json) AS r(id uuid, status text, stock_status text, payment_status text, "
-            "cancellation_reason text) WHERE t.id = r.id",
-            [now, json_rows(STATUS_COLUMNS, rows)],
+            "cancellation_reason text) WHERE t.id = r.id AND t.id = ANY(%s::uuid[])",
+            [now, json_rows(STATUS_COLUMNS, rows), [row[0] for row in rows]],
         )
 
 

@@ -280,10 +280,15 @@ def _payments_change(
             if not saved:
                 return []
             with bulk.pipelined(DB):  # two writes, one round trip
-                cursor.execute(
+                cursor.execute(  # `p.id = ANY(…)`: through the primary key (see bulk.json_rows)
                     f"UPDATE {payments} AS p SET status = r.status, updated_at = %s "
-                    "FROM json_to_recordset(%s::json) AS r(id uuid, status text) WHERE p.id = r.id",
-                    [timezone.now(), json_rows(("id", "status"), [(p.id, p.status.value) for p in saved.values()])],
+                    "FROM json_to_recordset(%s::json) AS r(id uuid, status text) "
+                    "WHERE p.id = r.id AND p.id = ANY(%s::uuid[])",
+                    [
+                        timezone.now(),
+                        json_rows(("id", "status"), [(p.id, p.status.value) for p in saved.values()]),
+                        [p.id for p in saved.values()],
+                    ],
                 )
                 outbox.record_many(entries=replies)
         return published
