@@ -69,6 +69,28 @@ def test_a_claim_in_an_outbox_of_published_rows_touches_a_handful_of_blocks():
     assert claimed == 1
     assert table_blocks > 500, table_blocks  # big enough that a scan of the table is unmistakable
     assert blocks < 50, f"the claim touched {blocks} of the table's {table_blocks} blocks"
+    # The relay runs it prepared (decision 51): the plan PostgreSQL may cache for any parameters
+    # must not scan the table either.
+    scans = _generic_plan_scans()
+    assert scans and {index for _kind, index in scans} == {"inventory_outbox_pending"}, scans
+
+
+def _generic_plan_scans() -> list[tuple[str, str | None]]:
+    """(node type, index) of every scan in the claim's generic plan (EXPLAIN (GENERIC_PLAN))."""
+    claim = relay._CLAIM.format(table=TABLE, pick=relay._PICK.format(table=TABLE))
+    with connections[DB].cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (GENERIC_PLAN, FORMAT JSON) " + claim.replace("%(after)s", "$1").replace("%(limit)s", "$2")
+        )
+        (plan,) = cursor.fetchone()
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+    scans, todo = [], [plan[0]["Plan"]]
+    while todo:
+        node = todo.pop()
+        if "Scan" in node["Node Type"]:
+            scans.append((node["Node Type"], node.get("Index Name")))
+        todo.extend(node.get("Plans", []))
+    return scans
 
 
 def test_the_purge_still_reads_published_rows_through_the_brin_index():
