@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from orderflow.messaging.consumer import consumer_topics, context_group, subscriptions
@@ -90,11 +90,17 @@ def _behind(group: str, partitions: list[TopicPartition]) -> dict[str, int]:
 
 
 def await_settled(contexts: Sequence[str], *, timeout: float, interval: float = 0.5) -> list[Lag]:
-    """Poll `lags` until every context is settled or `timeout` passes; the last answer either way."""
+    """Poll `lags` until every context is settled or `timeout` passes; the last answer either way
+    (KafkaException if the broker never answered)."""
     deadline = time.monotonic() + timeout
     admin = AdminClient(base_config())
     while True:
-        current = lags(contexts, admin)
-        if all(lag.settled for lag in current) or time.monotonic() >= deadline:
-            return current
+        try:
+            current = lags(contexts, admin)
+        except KafkaException:  # the broker not answering (yet): it may, before the deadline
+            if time.monotonic() >= deadline:
+                raise
+        else:
+            if all(lag.settled for lag in current) or time.monotonic() >= deadline:
+                return current
         time.sleep(interval)

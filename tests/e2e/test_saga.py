@@ -56,6 +56,18 @@ def test_await_settled_answers_once_every_group_has_caught_up(stack):
     for context in ("inventory", "orders", "payments", "notifications"):
         assert f"{context}: consumer group empty (no member has joined yet)" in elsewhere.stderr
     assert "catalog:" not in elsewhere.stderr  # subscribes to nothing: no group to wait for
+    # No broker: retried until the timeout, then one clear line instead of a traceback.
+    unreachable = manage(
+        "await_settled",
+        "--timeout",
+        "1",
+        env={**stack.env, "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
+        timeout=60,
+        check=False,
+    )
+    assert unreachable.returncode == 1
+    assert "CommandError: the Kafka broker did not answer within 1 s" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
 
 
 def test_happy_path_confirms_captures_commits_and_notifies_once(shop):

@@ -4,6 +4,7 @@ saying what is still behind, when the timeout passes first."""
 
 from __future__ import annotations
 
+from confluent_kafka import KafkaException
 from django.core.management.base import BaseCommand, CommandError
 
 from orderflow.messaging.management.hosted import hosted_contexts
@@ -18,7 +19,10 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=60.0, help="seconds to wait (default 60)")
 
     def handle(self, *args, contexts: list[str], timeout: float, **options):
-        lags = await_settled(hosted_contexts(contexts), timeout=timeout)
+        try:
+            lags = await_settled(hosted_contexts(contexts), timeout=timeout)
+        except KafkaException as exc:
+            raise CommandError(f"the Kafka broker did not answer within {timeout:g} s: {exc}") from exc
         behind = [lag for lag in lags if not lag.settled]
         if behind:
             raise CommandError(
