@@ -28,7 +28,6 @@ from typing import Any
 import psutil
 
 from bench import env, memory, saga
-from orderflow.contexts_registry import ALL_CONTEXTS
 
 SETTINGS = {
     "shared_preload_libraries": "pg_stat_statements",
@@ -94,10 +93,9 @@ class _BackendCpu:
 
 def measure(infra: env.Infra, *, rate: float, seconds: float) -> dict[str, Any]:
     plan = saga.Plan(rates=(rate,), window=seconds, drain=60, search_steps=0, fresh_system_per_step=True)
-    services = ["web", "worker", "beat", *(f"consumer-{c}" for c in ALL_CONTEXTS)]
     with (infra.log_dir / "pg_statements.log").open("a") as out, saga._system(infra, out) as system:
         servers = memory.server_pids(infra.components, env.VAR_DIR)
-        sampler = memory.Sampler(lambda: {**{s: system.supervisor.pid(s) for s in services}, **servers}).start()
+        sampler = memory.Sampler(lambda: {**{s: system.supervisor.pid(s) for s in saga.SERVICES}, **servers}).start()
         with env.pg_connect(infra.env["DATABASE_URL"], "postgres") as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             conn.execute("SELECT pg_stat_statements_reset()")

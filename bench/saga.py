@@ -47,6 +47,8 @@ from bench.stats import percentile, summary_ms
 from orderflow.contexts_registry import ALL_CONTEXTS
 
 P99_LIMIT_MS = 1000.0
+# The processes of a running system, as the supervisor names them.
+SERVICES = ("web", "worker", "beat", *(f"consumer-{c}" for c in ALL_CONTEXTS))
 
 
 @dataclass(frozen=True)
@@ -387,7 +389,6 @@ def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str,
     plan = Plan.for_mode(quick)
     if os.environ.get("BENCH_SAGA_ONE_SYSTEM"):
         plan = replace(plan, fresh_system_per_step=False)
-    services = ["web", "worker", "beat", *(f"consumer-{c}" for c in ALL_CONTEXTS)]
     profiled_services = ("web", "worker", *(f"consumer-{c}" for c in SUBSCRIBERS))
     system: _System | None = None
     servers: dict[str, int | None] = {}
@@ -395,14 +396,14 @@ def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str,
     def roots() -> dict[str, int | None]:  # the running system's pids, looked up at each sample
         if system is None:
             return {}
-        return {**{s: system.supervisor.pid(s) for s in services}, **servers}
+        return {**{s: system.supervisor.pid(s) for s in SERVICES}, **servers}
 
     sampler = memory.Sampler(roots)
     steps: list[dict[str, Any]] = []
     searched: list[dict[str, Any]] = []
     search_note = ""
     warm_ups: list[float] = []
-    restarts: dict[str, int] = dict.fromkeys(services, 0)
+    restarts: dict[str, int] = dict.fromkeys(SERVICES, 0)
 
     with (infra.log_dir / "saga.log").open("a") as out, ExitStack() as running:
 
@@ -412,7 +413,7 @@ def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str,
             if system is not None and not plan.fresh_system_per_step:
                 return system
             if system is not None:
-                for s in services:
+                for s in SERVICES:
                     restarts[s] += system.supervisor.restarts(s)
                 running.close()
                 env.fresh_broker(infra)
@@ -471,7 +472,7 @@ def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str,
         failed = [s["offered_per_s"] for s in [*steps, *searched] if not s["sustained"] and s["offered_per_s"] > low]
         high = min(failed, default=None)
         sampler.stop()
-        for s in services:
+        for s in SERVICES:
             restarts[s] += system.supervisor.restarts(s)
     latencies = {str(s["offered_per_s"]): s.pop("latencies_ms") for s in [*steps, *searched]}
     return {

@@ -12,11 +12,11 @@ OUTBOX_BACKLOG = Gauge("orderflow_outbox_backlog", "Unpublished outbox events", 
 
 
 def view(request):
-    from orderflow.messaging.outbox import outbox_model
+    from orderflow.messaging.status import backlog as outbox_backlog
 
     for context in settings.ORDERFLOW_CONTEXTS:
         try:
-            backlog = outbox_model(context).objects.using(context).filter(published_at__isnull=True).count()
+            backlog = outbox_backlog(context)
         except Exception:  # a down database must not break the scrape of everything else
             continue
         OUTBOX_BACKLOG.labels(context).set(backlog)

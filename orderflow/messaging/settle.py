@@ -13,7 +13,7 @@ from confluent_kafka.admin import AdminClient
 
 from orderflow.messaging.consumer import consumer_topics, context_group, subscriptions
 from orderflow.messaging.kafka import base_config
-from orderflow.messaging.status import context_status
+from orderflow.messaging.status import backlog
 
 REQUEST_TIMEOUT_S = 5.0
 
@@ -63,7 +63,7 @@ def lags(contexts: Sequence[str], admin: AdminClient | None = None) -> list[Lag]
             present = [t for t in topics[context] if t in metadata]
             behind = _behind(groups[context], [TopicPartition(t, p) for t in present for p in metadata[t].partitions])
         missing = tuple(t for t in topics[context] if t not in metadata)
-        result.append(Lag(context, context_status(context).backlog, state, behind, missing))
+        result.append(Lag(context, backlog(context), state, behind, missing))
     return result
 
 
