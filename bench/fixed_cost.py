@@ -22,7 +22,10 @@ and of a relay run, on average.
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
+import pstats
 import time
 import uuid
 from pathlib import Path
@@ -31,6 +34,7 @@ from typing import Any
 from bench import task
 
 MODES = ("handover", "listened")
+PROFILES = Path("bench/results/profiles").resolve()
 WARM_UP = 50  # batches applied and relayed before the clock starts: connections, prepared statements
 
 
@@ -65,10 +69,17 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         consumer.handle_batch([message])
         tasks.relay_here("inventory", listened=listened)
     spent = {"batch_cpu": 0.0, "batch_wall": 0.0, "relay_cpu": 0.0, "relay_wall": 0.0}
+    # --profile: a CPU-time cProfile of the batches alone (it inflates Python-heavy code; the
+    # timings of a profiled run are not comparable with an unprofiled one).
+    profiler = cProfile.Profile(time.thread_time) if args.profile else None
     for message in messages[WARM_UP:]:
         cpu, wall = time.thread_time(), time.perf_counter()
+        if profiler:
+            profiler.enable()
         if consumer.handle_batch([message]) != [message]:
             raise RuntimeError("a batch was not applied")
+        if profiler:
+            profiler.disable()
         cpu_applied, wall_applied = time.thread_time(), time.perf_counter()
         if not tasks.relay_here("inventory", listened=listened):
             raise RuntimeError("a relay run failed")
@@ -76,6 +87,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         spent["batch_wall"] += wall_applied - wall
         spent["relay_cpu"] += time.thread_time() - cpu_applied
         spent["relay_wall"] += time.perf_counter() - wall_applied
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(60)
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(40)
+        Path(args.profile).write_text(out.getvalue())
     return {
         "mode": args.mode,
         "events": args.events,
@@ -90,6 +106,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1500, help="one-event batches timed per run")
     parser.add_argument("--runs", type=int, default=3, help="runs of each mode, alternating")
     parser.add_argument("--out", type=Path, default=Path("bench/results/fixed_cost.json"))
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the batches: bench/results/profiles/fixed_cost-<mode>.txt"
+    )
     args = parser.parse_args()
     if args.events < 1 or args.runs < 1:
         parser.error("--events and --runs must be ≥ 1")
@@ -99,7 +118,8 @@ def main() -> None:
         for n in range(args.runs):
             for mode in MODES:
                 with env.sandbox(infra, "fixed") as box:
-                    result = box.task("bench.fixed_cost", ["--mode", mode, "--events", str(args.events)])
+                    extra = ["--profile", str(PROFILES / f"fixed_cost-{mode}.txt")] if args.profile else []
+                    result = box.task("bench.fixed_cost", ["--mode", mode, "--events", str(args.events), *extra])
                 runs.append({"run": n + 1, **result})
                 print(
                     f"{mode:9s} batch {result['batch_cpu_us']:7.1f} µs CPU {result['batch_wall_us']:7.1f} wall; "
@@ -115,6 +135,7 @@ def main() -> None:
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=MODES, required=True)
     parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--profile", default=None, help="write a cProfile of the batches here")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ status from the replicas, the order, lines, read model, timeline and outbox rows
 — and the relay that the commit's notification wakes publishes it to Kafka, as the orders
 consumer's relay thread does in production (decision 43; `relay_outbox --listen` stands in for the
 consumer process, which would also consume).
-Rounds alternate baseline, orders, orders, baseline after a warm-up of each, so drift hits both.
+The floor (`POST /bench/floor-order/`, bench/baseline_urls.py) is measured beside them: the body
+validated and one row committed, nothing else — what any order endpoint must add to the baseline.
+Rounds alternate baseline, floor, orders, orders, floor, baseline after a warm-up of each, so drift
+hits all three.
 """
 
 from __future__ import annotations
@@ -18,6 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import env, loadgen, memory, profiling, stack
+
+# The floor endpoint's table (bench/baseline_urls.py, FloorOrderApi), in the orders database.
+FLOOR_DDL = (
+    "CREATE TABLE IF NOT EXISTS bench_floor_order (id uuid PRIMARY KEY, customer_id uuid NOT NULL, "
+    "body jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+)
 
 
 def _rounds(quick: bool) -> tuple[float, float]:
@@ -38,7 +47,10 @@ def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str,
             targets = {
                 "baseline": f"{base}/bench/ping/",
                 "place_order": f"{base}/api/orders/",
+                "floor": f"{base}/bench/floor-order/",
             }
+            with box.connect("orders") as conn:
+                conn.execute(FLOOR_DDL)
 
             def load(name: str, duration: float) -> loadgen.LoadResult:
                 before = web_log.stat().st_size
@@ -65,8 +77,8 @@ def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str,
 
             for name in targets:
                 load(name, warm)
-            runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "place_order": []}
-            for name in ("baseline", "place_order", "place_order", "baseline"):
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+            for name in ("baseline", "floor", "place_order", "place_order", "floor", "baseline"):
                 result = load(name, seconds)
                 runs[name].append(result.as_dict())
                 env.log(
@@ -98,7 +110,7 @@ def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str,
             "runs": rs,
         }
 
-    baseline, place = combine("baseline"), combine("place_order")
+    baseline, place, floor = combine("baseline"), combine("place_order"), combine("floor")
     result = {
         "place_order_rps": place["rps"],
         "p50_ms": place["p50_ms"],
@@ -107,20 +119,23 @@ def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str,
         "baseline_p50_ms": baseline["p50_ms"],
         "baseline_p99_ms": baseline["p99_ms"],
         "ratio": round(place["rps"] / baseline["rps"], 3) if baseline["rps"] else None,
+        "floor_rps": floor["rps"],
+        "floor_ratio": round(floor["rps"] / baseline["rps"], 3) if baseline["rps"] else None,
         "concurrency": concurrency,
         "load_generator": runs["baseline"][0]["tool"],
         "server": f"gunicorn deploy/gunicorn.conf.py (WEB_CONCURRENCY={os.environ.get('WEB_CONCURRENCY', 'default')})",
         "orders_created": orders,
         "place_order": place,
         "baseline": baseline,
+        "floor": floor,
         "errors": [
             f"{n}: {r['errors']} failed request(s)"
-            for n, r in (("baseline", baseline), ("place_order", place))
+            for n, r in (("baseline", baseline), ("place_order", place), ("floor", floor))
             if r["errors"]
         ],
         "method": (
-            "closed loop, 16 connections, rounds baseline/orders/orders/baseline after a warm-up; rps = requests / "
-            "seconds over both rounds, p50 = mean of the rounds' p50, p99 = worse round's p99"
+            "closed loop, 16 connections, rounds baseline/floor/orders/orders/floor/baseline after a warm-up; "
+            "rps = requests / seconds over both rounds, p50 = mean of the rounds' p50, p99 = worse round's p99"
         ),
     }
     if profiles:

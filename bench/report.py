@@ -222,6 +222,7 @@ def figures_markdown(results: dict[str, Any]) -> str:
 
     real = consumer.get("real", {})
     http_pct = (http.get("ratio") or 0) * 100 if http else None
+    floor_pct = (http.get("floor_ratio") or 0) * 100 if http and http.get("floor_ratio") else None
     row(
         f"Relay, {_fmt(relay.get('events'))} events",
         f"{_fmt(relay.get('events_per_s'))} events/s",
@@ -241,7 +242,8 @@ def figures_markdown(results: dict[str, Any]) -> str:
         f"{_fmt(http.get('place_order_rps'))} req/s, p50 {_fmt(http.get('p50_ms'), ' ms', 1)}, "
         f"p99 {_fmt(http.get('p99_ms'), ' ms', 1)}",
         f"baseline {_fmt(http.get('baseline_rps'))} req/s, p99 {_fmt(http.get('baseline_p99_ms'), ' ms', 1)} "
-        f"({_fmt(http_pct, '%')})",
+        f"({_fmt(http_pct, '%')}); floor (one committed row) {_fmt(http.get('floor_rps'))} req/s "
+        f"({_fmt(floor_pct, '%')})",
         "≥ 60%",
         verdict("http_vs_baseline"),
     )
@@ -379,7 +381,7 @@ def chart(results: dict[str, Any], latencies: dict[str, list[float]], path: Path
         (
             "HTTP, c=16 (requests/s)",
             "http",
-            [("POST /api/orders/", "place_order_rps"), ("baseline", "baseline_rps")],
+            [("POST /api/orders/", "place_order_rps"), ("baseline", "baseline_rps"), ("floor", "floor_rps")],
             False,
         ),
     ]
