@@ -138,8 +138,8 @@ def run(infra: env.Infra, *, quick: bool, profile_dir: Path | None) -> dict[str,
             if r["errors"]
         ],
         "method": (
-            "closed loop, 16 connections, rounds baseline/floor/orders/orders/floor/baseline after a warm-up; "
-            "rps = requests / seconds over both rounds, p50 = mean of the rounds' p50, p99 = worse round's p99"
+            f"closed loop, 16 connections, rounds {'/'.join(order)} after a warm-up; rps = requests / seconds "
+            "over a kind's rounds, p50 = mean of the rounds' p50, p99 = worse round's p99"
         ),
     }
     if profiles:

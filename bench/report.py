@@ -222,7 +222,7 @@ def figures_markdown(results: dict[str, Any]) -> str:
 
     real = consumer.get("real", {})
     http_pct = (http.get("ratio") or 0) * 100 if http else None
-    floor_pct = (http.get("floor_ratio") or 0) * 100 if http and http.get("floor_ratio") else None
+    floor_pct = http["floor_ratio"] * 100 if http.get("floor_ratio") else None
     row(
         f"Relay, {_fmt(relay.get('events'))} events",
         f"{_fmt(relay.get('events_per_s'))} events/s",
