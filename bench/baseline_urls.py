@@ -22,12 +22,11 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from bench.floor import FLOOR_TABLE
 from contexts.orders.api import plain_order_input
 from orderflow.auth import principal_id
 from orderflow.urls import handler404, handler500  # noqa: F401
 from orderflow.urls import urlpatterns as project_urlpatterns
-
-FLOOR_TABLE = "bench_floor_order"  # created by bench/http.py (FLOOR_DDL)
 
 
 class PingApi(APIView):

@@ -21,12 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import env, loadgen, memory, profiling, stack
-
-# The floor endpoint's table (bench/baseline_urls.py, FloorOrderApi), in the orders database.
-FLOOR_DDL = (
-    "CREATE TABLE IF NOT EXISTS bench_floor_order (id uuid PRIMARY KEY, customer_id uuid NOT NULL, "
-    "body jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
-)
+from bench.floor import FLOOR_DDL
 
 
 def _rounds(quick: bool) -> tuple[float, float]:
